@@ -1,0 +1,32 @@
+//! Benchmarks for the chat server. Each subcommand starts the real server binary on a fresh database, loads
+//! it from this process, and prints a table of results (see docs/benchmarks.md for recorded runs).
+
+#![allow(clippy::print_stdout, reason = "a benchmark CLI: its report goes to stdout")]
+
+mod api_latency;
+mod report;
+mod server_process;
+
+use clap::{Parser, Subcommand};
+
+/// Command-line interface.
+#[derive(Parser)]
+#[command(about = "Benchmarks for the chat server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// p50/p99 latency of `GET /api/chats` (a user with 10,000 chats) and `GET /api/chats/{id}/messages`
+    /// (a chat with 100,000 messages).
+    ApiLatency(api_latency::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::ApiLatency(args) => api_latency::run(args).await,
+    }
+}

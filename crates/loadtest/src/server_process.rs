@@ -1,0 +1,107 @@
+//! A fresh database and the server binary running on it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::{Connection, PgConnection};
+
+/// A database created for one benchmark run and dropped afterwards.
+pub struct BenchDatabase {
+    /// Admin URL (a database the benchmark may create databases from).
+    admin_url: String,
+    /// Name of the created database.
+    pub name: String,
+    /// URL of the created database.
+    pub url: String,
+}
+
+impl BenchDatabase {
+    /// Creates a uniquely named database.
+    pub async fn create(admin_url: &str) -> anyhow::Result<Self> {
+        let name = format!("chat_bench_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = PgConnection::connect(admin_url)
+            .await
+            .context("connecting with --admin-url")?;
+        sqlx::raw_sql(&format!("create database {name}"))
+            .execute(&mut admin)
+            .await?;
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(base, _)| base)
+            .context("admin url has no database part")?;
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    /// Drops the database.
+    pub async fn drop_database(self) -> anyhow::Result<()> {
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        sqlx::raw_sql(&format!("drop database if exists {} with (force)", self.name))
+            .execute(&mut admin)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The server binary, killed on drop.
+pub struct ServerProcess {
+    child: Child,
+    /// `http://host:port`.
+    pub base_url: String,
+}
+
+impl ServerProcess {
+    /// Starts `binary` with the given extra environment and waits until it listens.
+    pub fn start(binary: &str, database_url: &str, extra_env: &[(&str, String)]) -> anyhow::Result<Self> {
+        let mut command = Command::new(binary);
+        command
+            .env("DATABASE_URL", database_url)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("LOG_FORMAT", "json")
+            .env("LOG_LEVEL", "warn,server=info")
+            .env("TRUST_FORWARDED_HEADERS", "true")
+            .env_remove("DATABRICKS_APP_NAME")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {binary} (build it with cargo build --release)"))?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(address) = event["address"].as_str()
+                {
+                    let _ = tx.send(address.to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(address) => Ok(Self {
+                child,
+                base_url: format!("http://{address}"),
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                bail!("the server did not report its address within 2 minutes")
+            }
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,309 @@
+//! Configuration, read once at start from the environment (and an optional `.env` file).
+//!
+//! Every variable is documented in the README's table. Parsing never panics: each missing or malformed value
+//! becomes a [`ConfigError`] naming the variable and what is wrong with it. Secrets are kept as
+//! [`secrecy::SecretString`] and the struct has no `Debug` that could print them.
+
+mod env;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+pub use env::EnvMap;
+
+/// Everything the server needs to start.
+#[derive(Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub http: HttpConfig,
+    /// How to reach PostgreSQL.
+    pub database: DatabaseConfig,
+    /// How callers are identified.
+    pub identity: IdentityConfig,
+    /// Log output.
+    pub log: LogConfig,
+    /// Text the web app shows on an empty chat.
+    pub ui: UiConfig,
+}
+
+/// HTTP listener and request limits.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Address to bind: `0.0.0.0` inside Databricks Apps, `127.0.0.1` elsewhere (`HOST`), because outside
+    /// Apps every caller is the local user and the server must not be reachable from the network by default.
+    pub bind: SocketAddr,
+    /// Time limit for non-streaming requests (`REQUEST_TIMEOUT_SECS`, default 30).
+    pub request_timeout: Duration,
+    /// Largest accepted body for `POST /api/chat` (`MAX_CHAT_BODY_BYTES`, default 4 MiB): AI SDK clients send
+    /// the whole conversation with every turn.
+    pub max_chat_body_bytes: usize,
+    /// Largest accepted body for the other JSON routes (`MAX_BODY_BYTES`, default 64 KiB).
+    pub max_body_bytes: usize,
+}
+
+/// Where the database connection settings came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseSource {
+    /// `DATABASE_URL`.
+    Url,
+    /// The libpq variables Databricks Apps injects for a database resource (`PGHOST`, ...).
+    LibpqEnv,
+    /// Neither was set: a local PostgreSQL with a database created on first start.
+    LocalDefault,
+}
+
+/// PostgreSQL (Lakebase in production).
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// Host, port, user, database, TLS, password.
+    pub connect: PgConnectOptions,
+    /// Where the settings came from.
+    pub source: DatabaseSource,
+    /// Create the database when it does not exist (local default only).
+    pub create_if_missing: bool,
+    /// Pool size (`DATABASE_MAX_CONNECTIONS`, default 16).
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection (`DATABASE_ACQUIRE_TIMEOUT_SECS`, default 5).
+    pub acquire_timeout: Duration,
+}
+
+/// How the server learns who is calling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityConfig {
+    /// Inside Databricks Apps (`DATABRICKS_APP_NAME` set): the proxy's `x-forwarded-email` /
+    /// `x-forwarded-user` headers; a request without them is refused.
+    DatabricksApps,
+    /// Outside Apps with `TRUST_FORWARDED_HEADERS=true`: the same headers, for tests and multi-user trials.
+    TrustedHeaders,
+    /// Outside Apps: every request is this user (`DEV_USER_EMAIL`, default `dev@localhost`).
+    LocalUser {
+        /// The local user's email.
+        email: String,
+    },
+}
+
+/// Log format and filter.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// JSON lines (`LOG_FORMAT=json`) instead of human-readable text.
+    pub json: bool,
+    /// `tracing` filter (`RUST_LOG`, else `LOG_LEVEL`, else `info`).
+    pub filter: String,
+}
+
+/// Texts for the web app's empty state.
+#[derive(Clone, Debug)]
+pub struct UiConfig {
+    /// Greeting on an empty chat (`CHAT_GREETING`).
+    pub greeting: String,
+    /// Suggested first prompts, `|`-separated (`CHAT_SUGGESTIONS`).
+    pub suggestions: Vec<String>,
+}
+
+/// A configuration value that is missing or malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error in {var}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong, and how to fix it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(var: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            var,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Database name used when neither `DATABASE_URL` nor `PGHOST` is set.
+pub const LOCAL_DATABASE_NAME: &str = "databricks_chat";
+
+impl Config {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a malformed one is reported by the parse below failing to find values.
+        let _ = dotenvy::dotenv();
+        Self::from_map(&EnvMap::from_process())
+    }
+
+    /// Builds the configuration from a snapshot of variables (tests pass their own).
+    pub fn from_map(env: &EnvMap) -> Result<Self, ConfigError> {
+        let in_apps = env.get("DATABRICKS_APP_NAME").is_some();
+        Ok(Config {
+            http: http_config(env, in_apps)?,
+            database: database_config(env)?,
+            identity: identity_config(env, in_apps)?,
+            log: LogConfig {
+                json: match env.get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("text") | Some("pretty") | Some("human") => false,
+                    Some("json") => true,
+                    Some(other) => {
+                        return Err(ConfigError::new(
+                            "LOG_FORMAT",
+                            format!("expected `json` or `text`, got `{other}`"),
+                        ));
+                    }
+                },
+                filter: env
+                    .get("RUST_LOG")
+                    .map(str::to_owned)
+                    .or_else(|| {
+                        env.get("LOG_LEVEL")
+                            .map(|level| format!("{level},sqlx::postgres::notice=warn"))
+                    })
+                    .unwrap_or_else(|| "info,sqlx::postgres::notice=warn".to_owned()),
+            },
+            ui: UiConfig {
+                greeting: env
+                    .get("CHAT_GREETING")
+                    .unwrap_or("How can I help you today?")
+                    .to_owned(),
+                suggestions: env
+                    .get("CHAT_SUGGESTIONS")
+                    .map(|list| {
+                        list.split('|')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_else(default_suggestions),
+            },
+        })
+    }
+}
+
+fn default_suggestions() -> Vec<String> {
+    [
+        "Explain what Lakebase is in three sentences",
+        "Write a SQL query that finds duplicate rows",
+        "Summarise the pros and cons of streaming vs batch",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn http_config(env: &EnvMap, in_apps: bool) -> Result<HttpConfig, ConfigError> {
+    let port = match env.get("DATABRICKS_APP_PORT") {
+        Some(_) => env.parse::<u16>("DATABRICKS_APP_PORT")?,
+        None => env.parse::<u16>("PORT")?,
+    }
+    .unwrap_or(8000);
+    let default_host = if in_apps {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    };
+    let host = env.parse::<IpAddr>("HOST")?.unwrap_or(default_host);
+    Ok(HttpConfig {
+        bind: SocketAddr::new(host, port),
+        request_timeout: Duration::from_secs(env.parse_in_range("REQUEST_TIMEOUT_SECS", 1..=3600)?.unwrap_or(30)),
+        max_chat_body_bytes: env
+            .parse_in_range("MAX_CHAT_BODY_BYTES", 1024..=64 << 20)?
+            .unwrap_or(4 << 20),
+        max_body_bytes: env
+            .parse_in_range("MAX_BODY_BYTES", 1024..=64 << 20)?
+            .unwrap_or(64 << 10),
+    })
+}
+
+fn database_config(env: &EnvMap) -> Result<DatabaseConfig, ConfigError> {
+    let (connect, source) = if let Some(url) = env.get("DATABASE_URL") {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        let options: PgConnectOptions = url.parse().map_err(|e| {
+            ConfigError::new(
+                "DATABASE_URL",
+                format!("not a valid postgres:// URL ({e}); example: postgres://user@localhost:5432/db"),
+            )
+        })?;
+        (options, DatabaseSource::Url)
+    } else if let Some(host) = env.get("PGHOST") {
+        (libpq_options(env, host)?, DatabaseSource::LibpqEnv)
+    } else {
+        // libpq's defaults, as sqlx applies them: the local Unix socket when there is one (peer or trust
+        // authentication as the OS user on Debian, Ubuntu and Homebrew installs), else localhost:5432.
+        let options = PgConnectOptions::new_without_pgpass().database(LOCAL_DATABASE_NAME);
+        (options, DatabaseSource::LocalDefault)
+    };
+    Ok(DatabaseConfig {
+        connect: connect.application_name("databricks-chat"),
+        source,
+        create_if_missing: source == DatabaseSource::LocalDefault,
+        max_connections: env.parse_in_range("DATABASE_MAX_CONNECTIONS", 2..=1000)?.unwrap_or(16),
+        acquire_timeout: Duration::from_secs(
+            env.parse_in_range("DATABASE_ACQUIRE_TIMEOUT_SECS", 1..=600)?
+                .unwrap_or(5),
+        ),
+    })
+}
+
+/// Connection settings from the libpq variables Databricks Apps injects for a database resource.
+fn libpq_options(env: &EnvMap, host: &str) -> Result<PgConnectOptions, ConfigError> {
+    let user = env.get("PGUSER").ok_or_else(|| {
+        ConfigError::new(
+            "PGUSER",
+            "PGHOST is set but PGUSER is not; set the database role to connect as",
+        )
+    })?;
+    let database = env.get("PGDATABASE").ok_or_else(|| {
+        ConfigError::new(
+            "PGDATABASE",
+            "PGHOST is set but PGDATABASE is not; set the database name (Lakebase: databricks_postgres)",
+        )
+    })?;
+    let port = env.parse::<u16>("PGPORT")?.unwrap_or(5432);
+    let ssl_mode = match env.get("PGSSLMODE") {
+        None => PgSslMode::Prefer,
+        Some(mode) => mode.parse::<PgSslMode>().map_err(|_| {
+            ConfigError::new(
+                "PGSSLMODE",
+                format!("`{mode}` is not one of disable, allow, prefer, require, verify-ca, verify-full"),
+            )
+        })?,
+    };
+    let mut options = PgConnectOptions::new_without_pgpass()
+        .host(host)
+        .port(port)
+        .username(user)
+        .database(database)
+        .ssl_mode(ssl_mode);
+    if let Some(password) = env.get("PGPASSWORD") {
+        options = options.password(password);
+    }
+    Ok(options)
+}
+
+fn identity_config(env: &EnvMap, in_apps: bool) -> Result<IdentityConfig, ConfigError> {
+    if in_apps {
+        return Ok(IdentityConfig::DatabricksApps);
+    }
+    if env.parse_bool("TRUST_FORWARDED_HEADERS")?.unwrap_or(false) {
+        return Ok(IdentityConfig::TrustedHeaders);
+    }
+    let email = env
+        .get("DEV_USER_EMAIL")
+        .unwrap_or("dev@localhost")
+        .trim()
+        .to_lowercase();
+    if email.is_empty() || email.len() > 320 {
+        return Err(ConfigError::new(
+            "DEV_USER_EMAIL",
+            "must be a non-empty email of at most 320 characters",
+        ));
+    }
+    Ok(IdentityConfig::LocalUser { email })
+}
+
+#[cfg(test)]
+mod tests;

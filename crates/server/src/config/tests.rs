@@ -1,0 +1,114 @@
+use super::*;
+
+fn base() -> EnvMap {
+    EnvMap::default().with("USER", "alice")
+}
+
+#[test]
+fn local_defaults_need_no_variables() {
+    let config = Config::from_map(&base()).expect("valid");
+    assert_eq!(config.http.bind, "127.0.0.1:8000".parse().expect("addr"));
+    assert_eq!(config.database.source, DatabaseSource::LocalDefault);
+    assert!(config.database.create_if_missing);
+    assert_eq!(config.database.connect.get_database(), Some(LOCAL_DATABASE_NAME));
+    assert_eq!(
+        config.identity,
+        IdentityConfig::LocalUser {
+            email: "dev@localhost".into()
+        }
+    );
+}
+
+#[test]
+fn apps_port_wins_over_port_and_apps_binds_all_interfaces() {
+    let env = base()
+        .with("DATABRICKS_APP_NAME", "chat")
+        .with("DATABRICKS_APP_PORT", "8080")
+        .with("PORT", "9000");
+    let config = Config::from_map(&env).expect("valid");
+    assert_eq!(config.http.bind, "0.0.0.0:8080".parse().expect("addr"));
+    assert_eq!(config.identity, IdentityConfig::DatabricksApps);
+}
+
+#[test]
+fn port_is_used_outside_apps() {
+    let config = Config::from_map(&base().with("PORT", "9000")).expect("valid");
+    assert_eq!(config.http.bind.port(), 9000);
+}
+
+#[test]
+fn libpq_variables_are_used_without_database_url() {
+    let env = base()
+        .with("PGHOST", "instance.database.cloud.databricks.com")
+        .with("PGPORT", "5433")
+        .with("PGUSER", "sp-client-id")
+        .with("PGDATABASE", "databricks_postgres")
+        .with("PGSSLMODE", "require");
+    let config = Config::from_map(&env).expect("valid");
+    assert_eq!(config.database.source, DatabaseSource::LibpqEnv);
+    assert!(!config.database.create_if_missing);
+    assert_eq!(
+        config.database.connect.get_host(),
+        "instance.database.cloud.databricks.com"
+    );
+    assert_eq!(config.database.connect.get_port(), 5433);
+    assert_eq!(config.database.connect.get_username(), "sp-client-id");
+    assert!(matches!(config.database.connect.get_ssl_mode(), PgSslMode::Require));
+}
+
+#[test]
+fn database_url_wins_over_libpq_variables() {
+    let env = base()
+        .with("DATABASE_URL", "postgres://bob@db.example:6000/chats")
+        .with("PGHOST", "ignored");
+    let config = Config::from_map(&env).expect("valid");
+    assert_eq!(config.database.source, DatabaseSource::Url);
+    assert_eq!(config.database.connect.get_host(), "db.example");
+}
+
+#[test]
+fn malformed_values_name_the_variable() {
+    let cases = [
+        base().with("PORT", "eighty"),
+        base().with("DATABRICKS_APP_PORT", "70000"),
+        base().with("DATABASE_URL", "mysql://nope"),
+        base().with("PGHOST", "h").with("PGDATABASE", "d"),
+        base()
+            .with("PGHOST", "h")
+            .with("PGUSER", "u")
+            .with("PGDATABASE", "d")
+            .with("PGSSLMODE", "sometimes"),
+        base().with("TRUST_FORWARDED_HEADERS", "maybe"),
+        base().with("LOG_FORMAT", "xml"),
+        base().with("REQUEST_TIMEOUT_SECS", "0"),
+    ];
+    let expected = [
+        "PORT",
+        "DATABRICKS_APP_PORT",
+        "DATABASE_URL",
+        "PGUSER",
+        "PGSSLMODE",
+        "TRUST_FORWARDED_HEADERS",
+        "LOG_FORMAT",
+        "REQUEST_TIMEOUT_SECS",
+    ];
+    for (env, var) in cases.iter().zip(expected) {
+        match Config::from_map(env) {
+            Err(error) => assert_eq!(error.var, var, "{error}"),
+            Ok(_) => panic!("{var} should have been rejected"),
+        }
+    }
+}
+
+#[test]
+fn trusted_headers_mode_is_opt_in() {
+    let config = Config::from_map(&base().with("TRUST_FORWARDED_HEADERS", "true")).expect("valid");
+    assert_eq!(config.identity, IdentityConfig::TrustedHeaders);
+}
+
+#[test]
+fn blank_values_count_as_unset() {
+    let config = Config::from_map(&base().with("PORT", "  ").with("DATABASE_URL", "")).expect("valid");
+    assert_eq!(config.http.bind.port(), 8000);
+    assert_eq!(config.database.source, DatabaseSource::LocalDefault);
+}

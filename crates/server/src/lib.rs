@@ -1,0 +1,14 @@
+//! The chat server as a library: `main.rs` is a thin shell, and tests build the same application.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod identity;
+pub mod middleware;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+pub mod validate;
+
+pub use db::MIGRATOR;
+pub use startup::{AppState, Application};

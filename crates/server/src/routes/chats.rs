@@ -1,0 +1,142 @@
+//! `/api/chats`: create, list (keyset pages, search, scope), get, rename, delete.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use shared::{ChatPage, ChatSummary, CreateChatRequest, ErrorBody, UpdateChatRequest};
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::db::chats::{self, ChatFilter};
+use crate::db::cursor::ChatCursor;
+use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
+use crate::identity::CurrentUser;
+use crate::startup::AppState;
+use crate::validate;
+
+/// Title of a chat created without one.
+pub const DEFAULT_TITLE: &str = "New chat";
+
+/// Query of `GET /api/chats`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListChatsQuery {
+    /// Page size, 1 to 100 (default 30).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Search: chats whose title or messages contain words starting with each word given.
+    pub q: Option<String>,
+    /// Only chats with this scope key.
+    pub scope: Option<String>,
+}
+
+/// Lists the caller's chats, most recently active first.
+#[utoipa::path(get, path = "/api/chats", tag = "chats", params(ListChatsQuery),
+    responses((status = 200, body = ChatPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_chats(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    AppQuery(query): AppQuery<ListChatsQuery>,
+) -> ApiResult<AppJson<ChatPage>> {
+    let limit = validate::page_limit(query.limit)?;
+    let after = query.cursor.as_deref().map(ChatCursor::decode).transpose()?;
+    let filter = ChatFilter {
+        search: validate::search_text(query.q)?,
+        scope: query.scope.map(|s| validate::scope(&s)).transpose()?,
+    };
+    let mut rows = chats::list_chats(&state.db, &user.id, &filter, after, i64::from(limit) + 1).await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|last| {
+            ChatCursor {
+                updated_at: last.updated_at,
+                chat_id: last.chat_id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(AppJson(ChatPage {
+        chats: rows.into_iter().map(ChatSummary::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Creates a chat for the caller.
+#[utoipa::path(post, path = "/api/chats", tag = "chats", request_body = CreateChatRequest,
+    responses((status = 201, body = ChatSummary), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+pub async fn create_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    AppJson(request): AppJson<CreateChatRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let title = match request.title {
+        Some(title) => validate::title(&title)?,
+        None => DEFAULT_TITLE.to_owned(),
+    };
+    let model = request.model.map(|m| validate::model_name(&m)).transpose()?;
+    let scope = request.scope.map(|s| validate::scope(&s)).transpose()?;
+    let chat_id = Uuid::now_v7();
+    let row = chats::insert_chat(&state.db, chat_id, &user.id, &title, model.as_deref(), scope.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("freshly generated chat id {chat_id} already taken")))?;
+    tracing::info!(chat.id = %chat_id, "created chat");
+    let location = format!("/api/chats/{chat_id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        AppJson(ChatSummary::from(row)),
+    ))
+}
+
+/// One of the caller's chats.
+#[utoipa::path(get, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
+    responses((status = 200, body = ChatSummary), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<AppJson<ChatSummary>> {
+    let row = chats::fetch_chat(&state.db, &user.id, id)
+        .await?
+        .ok_or(ApiError::NotFound("chat"))?;
+    Ok(AppJson(row.into()))
+}
+
+/// Renames one of the caller's chats.
+#[utoipa::path(patch, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
+    request_body = UpdateChatRequest,
+    responses((status = 200, body = ChatSummary), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(request): AppJson<UpdateChatRequest>,
+) -> ApiResult<AppJson<ChatSummary>> {
+    let title = validate::title(&request.title)?;
+    let row = chats::rename_chat(&state.db, &user.id, id, &title)
+        .await?
+        .ok_or(ApiError::NotFound("chat"))?;
+    tracing::info!(chat.id = %id, "renamed chat");
+    Ok(AppJson(row.into()))
+}
+
+/// Deletes one of the caller's chats with all its messages.
+#[utoipa::path(delete, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    AppPath(id): AppPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    if !chats::delete_chat(&state.db, &user.id, id).await? {
+        return Err(ApiError::NotFound("chat"));
+    }
+    tracing::info!(chat.id = %id, "deleted chat");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,46 @@
+//! HTTP routes: one module per resource, merged under `/api`, plus the generated OpenAPI document.
+
+pub mod chats;
+pub mod health;
+pub mod me;
+pub mod messages;
+pub mod openapi;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::middleware::request_timeout;
+use crate::startup::AppState;
+
+/// All `/api` routes with their OpenAPI description.
+pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let json_routes = OpenApiRouter::with_openapi(openapi::base_document())
+        .routes(routes!(health::health))
+        .routes(routes!(me::me))
+        .routes(routes!(chats::list_chats, chats::create_chat))
+        .routes(routes!(chats::get_chat, chats::update_chat, chats::delete_chat))
+        .routes(routes!(messages::list_messages))
+        .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.http.request_timeout,
+            request_timeout,
+        ));
+    let (router, document) = json_routes.split_for_parts();
+    let router = router
+        .route("/api/openapi.json", axum::routing::get(openapi::serve_document))
+        .route("/api", axum::routing::any(not_found))
+        .route("/api/{*rest}", axum::routing::any(not_found))
+        .method_not_allowed_fallback(method_not_allowed);
+    (router, document)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

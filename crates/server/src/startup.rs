@@ -1,0 +1,169 @@
+//! Building and running the application: shared state, the router with its middleware, the listener and
+//! graceful shutdown. `main.rs` and the tests both go through [`Application`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::http::{HeaderName, Response, StatusCode};
+use axum::{Extension, Router};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::config::{Config, IdentityConfig};
+use crate::error::ApiError;
+use crate::routes;
+
+/// State shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Connection pool.
+    pub db: PgPool,
+    /// Configuration read at start.
+    pub config: Arc<Config>,
+}
+
+/// A server that has connected to its database, migrated it and bound its port, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = crate::db::connect_and_migrate(&config.database).await?;
+        let listener = TcpListener::bind(config.http.bind).await.with_context(|| {
+            format!(
+                "cannot listen on {}; set PORT (or HOST) to a free address",
+                config.http.bind
+            )
+        })?;
+        Ok(Self::with_parts(
+            listener,
+            AppState {
+                db,
+                config: Arc::new(config),
+            },
+        ))
+    }
+
+    /// Builds the application from an already bound listener and ready state (tests use this too).
+    pub fn with_parts(listener: TcpListener, state: AppState) -> Self {
+        let router = router(state.clone());
+        Self {
+            listener,
+            router,
+            state,
+        }
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.config.http.bind)
+    }
+
+    /// Shared state (tests reach the pool through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        log_startup(&self.state.config, self.local_addr());
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+fn log_startup(config: &Config, addr: SocketAddr) {
+    match &config.identity {
+        IdentityConfig::DatabricksApps => {
+            tracing::info!("identity: Databricks Apps proxy headers (x-forwarded-email / x-forwarded-user)")
+        }
+        IdentityConfig::TrustedHeaders => tracing::warn!(
+            "identity: trusting x-forwarded-email / x-forwarded-user from any client (TRUST_FORWARDED_HEADERS=true); \
+             never expose this server directly"
+        ),
+        IdentityConfig::LocalUser { email } => {
+            tracing::info!(user = %email, "identity: local development user (forwarded headers ignored)")
+        }
+    }
+    tracing::info!(address = %addr, "listening on http://{addr}");
+}
+
+/// The complete router: API routes, fallbacks and middleware.
+pub fn router(state: AppState) -> Router {
+    let (api, document) = routes::api_router(&state);
+    let request_id = HeaderName::from_static("x-request-id");
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::telemetry::make_request_span)
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(CatchPanicLayer::custom(panic_response))
+        // The default predicate skips event streams, which must reach the client unbuffered.
+        .layer(CompressionLayer::new());
+    api.fallback(fallback)
+        .layer(Extension(Arc::new(document)))
+        .with_state(state)
+        .layer(middleware)
+}
+
+async fn fallback() -> ApiError {
+    ApiError::NotFound("page")
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<axum::body::Body> {
+    tracing::error!("handler panicked");
+    let body = serde_json::to_vec(&shared::ErrorBody::new("internal", "internal server error")).unwrap_or_default();
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what Databricks Apps sends before stopping an app).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT, shutting down"),
+        () = terminate => tracing::info!("received SIGTERM, shutting down"),
+    }
+}

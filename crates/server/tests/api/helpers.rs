@@ -1,0 +1,194 @@
+//! Spawning the application for a test and talking to it as one or more users.
+
+use std::net::SocketAddr;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use server::config::{Config, DatabaseSource, EnvMap};
+use server::startup::{AppState, Application};
+use shared::ChatSummary;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// The default test user.
+pub const ALICE: &str = "alice@example.com";
+/// A second user, for isolation tests.
+pub const BOB: &str = "bob@example.com";
+
+/// A running application and a client for it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// Pool on the test database (for fixtures and assertions).
+    pub db: PgPool,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// A response with its body parsed as JSON (or `Null` when empty).
+#[derive(Debug)]
+pub struct TestResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Parsed body.
+    pub json: Value,
+}
+
+impl TestResponse {
+    /// Asserts the status and that the body is the standard error envelope with this code.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.json);
+        assert_eq!(self.json["error"]["code"], code, "body: {}", self.json);
+        assert!(
+            self.json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "body: {}",
+            self.json
+        );
+    }
+
+    /// Parses the body into a type.
+    #[track_caller]
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_value(self.json.clone()).unwrap_or_else(|e| panic!("unexpected body {}: {e}", self.json))
+    }
+}
+
+/// Variables every test app gets: trusted identity headers and a random port.
+pub fn test_env() -> EnvMap {
+    EnvMap::default()
+        .with("TRUST_FORWARDED_HEADERS", "true")
+        .with("HOST", "127.0.0.1")
+        .with("PORT", "0")
+}
+
+impl TestApp {
+    /// Starts the application on the given fresh database.
+    pub async fn spawn(connect: PgConnectOptions) -> Self {
+        Self::spawn_with(connect, test_env()).await
+    }
+
+    /// Starts the application with extra configuration.
+    pub async fn spawn_with(connect: PgConnectOptions, env: EnvMap) -> Self {
+        server::telemetry::init_for_test();
+        let mut config = Config::from_map(&env).expect("test configuration is valid");
+        config.database.connect = connect;
+        config.database.source = DatabaseSource::Url;
+        config.database.create_if_missing = false;
+        let app = Application::build(config).await.expect("application starts");
+        Self::run(app)
+    }
+
+    /// Runs an already built application (tests that need special state build it themselves).
+    pub fn run(app: Application) -> Self {
+        let address: SocketAddr = app.local_addr();
+        let db = app.state().db.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            address: format!("http://{address}"),
+            db,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+        }
+    }
+
+    /// Builds a request as `user` (None: without identity headers).
+    pub fn request(&self, user: Option<&str>, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let builder = self.client.request(method, format!("{}{path}", self.address));
+        match user {
+            Some(email) => builder.header("x-forwarded-email", email),
+            None => builder,
+        }
+    }
+
+    /// Sends a request and parses the response.
+    pub async fn send(&self, builder: reqwest::RequestBuilder) -> TestResponse {
+        let response = builder.send().await.expect("request is sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body is read");
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        TestResponse { status, headers, json }
+    }
+
+    /// `GET path` as `user`.
+    pub async fn get(&self, user: &str, path: &str) -> TestResponse {
+        self.send(self.request(Some(user), Method::GET, path)).await
+    }
+
+    /// `DELETE path` as `user`.
+    pub async fn delete(&self, user: &str, path: &str) -> TestResponse {
+        self.send(self.request(Some(user), Method::DELETE, path)).await
+    }
+
+    /// A JSON request as `user`.
+    pub async fn json(&self, user: &str, method: Method, path: &str, body: Value) -> TestResponse {
+        self.send(self.request(Some(user), method, path).json(&body)).await
+    }
+
+    /// Creates a chat and returns it.
+    pub async fn create_chat(&self, user: &str, body: Value) -> ChatSummary {
+        let response = self.json(user, Method::POST, "/api/chats", body).await;
+        assert_eq!(response.status, StatusCode::CREATED, "body: {}", response.json);
+        response.parse()
+    }
+
+    /// Number of chats in the database, all users together.
+    pub async fn chat_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from chat.chats")
+            .fetch_one(&self.db)
+            .await
+            .expect("count")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// State for tests that build the application around a pool of their own.
+pub fn state_with_pool(db: PgPool) -> AppState {
+    let config = Config::from_map(&test_env()).expect("test configuration is valid");
+    AppState {
+        db,
+        config: std::sync::Arc::new(config),
+    }
+}
+
+/// Inserts `count` messages into a chat with the given text pattern (fixture; `{i}` is replaced by the index).
+pub async fn insert_messages(db: &PgPool, chat_id: Uuid, count: i64, text: &str) {
+    sqlx::query(
+        "insert into chat.messages (message_id, chat_id, seq, role, parts, status)
+         select gen_random_uuid(), $1, s, case when s % 2 = 1 then 'user' else 'assistant' end,
+                jsonb_build_array(jsonb_build_object('type', 'text', 'text', replace($3, '{i}', s::text))), 'complete'
+         from generate_series(1, $2) s",
+    )
+    .bind(chat_id)
+    .bind(count)
+    .bind(text)
+    .execute(db)
+    .await
+    .expect("fixture messages");
+    sqlx::query("update chat.chats set last_seq = $2 where chat_id = $1")
+        .bind(chat_id)
+        .bind(count)
+        .execute(db)
+        .await
+        .expect("fixture seq");
+}

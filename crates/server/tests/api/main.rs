@@ -1,0 +1,11 @@
+//! API tests: the real application on a random port, against a fresh PostgreSQL database per test.
+//!
+//! Run with `DATABASE_URL` pointing at a server where the user may create databases (see the README).
+
+mod chats;
+mod errors;
+mod health;
+mod helpers;
+mod isolation;
+mod messages;
+mod migrations;

@@ -1,0 +1,58 @@
+//! Chats: create, list, rename, delete.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A chat as listed in the sidebar and returned by the chat routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatSummary {
+    /// Chat id.
+    pub id: Uuid,
+    /// Title shown in the sidebar.
+    pub title: String,
+    /// Model (serving endpoint) the chat last used, if any.
+    pub model: Option<String>,
+    /// Key another tool uses to attach the chat to its own entity, if any.
+    pub scope: Option<String>,
+    /// When the chat was created.
+    pub created_at: DateTime<Utc>,
+    /// Last activity: creation, a new message or a rename.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Body of `POST /api/chats`. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateChatRequest {
+    /// Title; defaults to "New chat". 1 to 200 characters after trimming.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Model the chat should use; must be one the server offers.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Free-form key (1 to 200 characters) that lets another tool find its chats again.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// Body of `PATCH /api/chats/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChatRequest {
+    /// New title, 1 to 200 characters after trimming.
+    pub title: String,
+}
+
+/// One page of `GET /api/chats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatPage {
+    /// Chats, most recently active first.
+    pub chats: Vec<ChatSummary>,
+    /// Opaque cursor for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}

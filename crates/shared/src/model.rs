@@ -1,0 +1,31 @@
+//! Models the user can pick.
+
+use serde::{Deserialize, Serialize};
+
+/// A chat model (serving endpoint) the server offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelInfo {
+    /// Name to send as `model` (the serving endpoint name).
+    pub id: String,
+    /// Name to show in the picker.
+    pub display_name: String,
+    /// Whether this is the default model.
+    pub is_default: bool,
+    /// Short note for the picker, e.g. that a model is a small local one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Answer to `GET /api/models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModelList {
+    /// Offered models; the default first.
+    pub models: Vec<ModelInfo>,
+    /// Id of the default model, if any model is configured.
+    pub default_model: Option<String>,
+    /// When no model is offered: what to configure, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}

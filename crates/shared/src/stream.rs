@@ -1,0 +1,244 @@
+//! The streaming protocol: the Vercel AI SDK "UI message stream" (SSE lines `data: {json}`).
+//!
+//! Only the chunk types that every AI SDK client from v5.0.0 to v7 accepts are used, with no extra fields:
+//! older clients validate chunks strictly and reject unknown fields on known chunk types. Each SSE event also
+//! carries an `id:` line with the turn's event sequence number, which is what resuming uses.
+//!
+//! Control chunks: `start`, `start-step`, `finish-step`, `finish`, `abort`, `message-metadata`, `data-chat`.
+//! Content chunks: `text-*` and `reasoning-*`. Terminal chunks: `finish` (always last) and `error`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::message::{MessageStatus, Usage};
+
+/// SSE `data:` payload that ends every stream (ignored by AI SDK clients, required by the format).
+pub const DONE_SENTINEL: &str = "[DONE]";
+
+/// Response header AI SDK documentation asks UI-message-stream servers to send.
+pub const UI_STREAM_HEADER: &str = "x-vercel-ai-ui-message-stream";
+
+/// One chunk of the UI message stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum UiChunk {
+    /// First chunk: names the assistant message being written (the stored message's id).
+    #[serde(rename_all = "camelCase")]
+    Start {
+        /// Id of the stored assistant message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+        /// Metadata merged into the message (status, model, time).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_metadata: Option<StreamMetadata>,
+    },
+    /// Start of a model step.
+    StartStep,
+    /// A text part begins.
+    TextStart {
+        /// Part id, unique within the message.
+        id: String,
+    },
+    /// Text appended to the open text part.
+    TextDelta {
+        /// Part id.
+        id: String,
+        /// Appended text.
+        delta: String,
+    },
+    /// The text part is complete.
+    TextEnd {
+        /// Part id.
+        id: String,
+    },
+    /// A reasoning part begins.
+    ReasoningStart {
+        /// Part id.
+        id: String,
+    },
+    /// Reasoning appended to the open reasoning part.
+    ReasoningDelta {
+        /// Part id.
+        id: String,
+        /// Appended reasoning.
+        delta: String,
+    },
+    /// The reasoning part is complete.
+    ReasoningEnd {
+        /// Part id.
+        id: String,
+    },
+    /// The turn failed; the text so far is kept on the server.
+    #[serde(rename_all = "camelCase")]
+    Error {
+        /// Safe message for the user.
+        error_text: String,
+    },
+    /// End of a model step.
+    FinishStep,
+    /// The user stopped the answer.
+    Abort,
+    /// Metadata to merge into the message (final status, usage).
+    #[serde(rename_all = "camelCase")]
+    MessageMetadata {
+        /// Metadata fields.
+        message_metadata: StreamMetadata,
+    },
+    /// Chat information (id and title), sent at the start and again when the title changes.
+    #[serde(rename = "data-chat")]
+    DataChat {
+        /// Always `"chat"`, so a newer title replaces the older one in AI SDK clients.
+        id: String,
+        /// The chat.
+        data: ChatRef,
+        /// Always true: chat information is not part of the message.
+        transient: bool,
+    },
+    /// Where the turn stands while it waits for the model (e.g. queued behind other turns).
+    #[serde(rename = "data-status")]
+    DataStatus {
+        /// Always `"status"`.
+        id: String,
+        /// The state.
+        data: TurnState,
+        /// Always true: the state is not part of the message.
+        transient: bool,
+    },
+    /// Last chunk of every turn.
+    #[serde(rename_all = "camelCase")]
+    Finish {
+        /// Final metadata (status, usage).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_metadata: Option<StreamMetadata>,
+    },
+}
+
+impl UiChunk {
+    /// Whether this chunk ends the stream.
+    pub fn is_finish(&self) -> bool {
+        matches!(self, UiChunk::Finish { .. })
+    }
+
+    /// A `data-chat` chunk for the given chat.
+    pub fn chat(id: Uuid, title: impl Into<String>) -> Self {
+        UiChunk::DataChat {
+            id: "chat".into(),
+            data: ChatRef {
+                id,
+                title: title.into(),
+            },
+            transient: true,
+        }
+    }
+
+    /// A `data-status` chunk.
+    pub fn status(state: TurnState) -> Self {
+        UiChunk::DataStatus {
+            id: "status".into(),
+            data: state,
+            transient: true,
+        }
+    }
+}
+
+/// Message metadata carried by stream chunks; every field is optional because AI SDK merges them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMetadata {
+    /// Status of the assistant message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MessageStatus>,
+    /// Model writing the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// When the assistant message was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// Token usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Safe error description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Chat the message belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<Uuid>,
+    /// Position of the message in the chat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+}
+
+/// Payload of the `data-chat` part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatRef {
+    /// Chat id.
+    pub id: Uuid,
+    /// Current title.
+    pub title: String,
+}
+
+/// Payload of the `data-status` part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TurnState {
+    /// Waiting for a free model slot.
+    Queued {
+        /// Turns ahead of this one.
+        position: u32,
+    },
+    /// Waiting to retry after the model refused or failed before answering.
+    Retrying {
+        /// Seconds until the next attempt.
+        after_secs: u64,
+    },
+    /// The model is answering.
+    Running,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_serialize_to_the_ai_sdk_shapes() {
+        let cases = [
+            (UiChunk::StartStep, r#"{"type":"start-step"}"#),
+            (
+                UiChunk::TextDelta {
+                    id: "1".into(),
+                    delta: "Hi".into(),
+                },
+                r#"{"type":"text-delta","id":"1","delta":"Hi"}"#,
+            ),
+            (
+                UiChunk::Error {
+                    error_text: "boom".into(),
+                },
+                r#"{"type":"error","errorText":"boom"}"#,
+            ),
+            (UiChunk::Abort, r#"{"type":"abort"}"#),
+            (UiChunk::Finish { message_metadata: None }, r#"{"type":"finish"}"#),
+            (
+                UiChunk::Start {
+                    message_id: Some("m".into()),
+                    message_metadata: None,
+                },
+                r#"{"type":"start","messageId":"m"}"#,
+            ),
+        ];
+        for (chunk, json) in cases {
+            assert_eq!(serde_json::to_string(&chunk).expect("serializes"), json);
+            assert_eq!(serde_json::from_str::<UiChunk>(json).expect("parses"), chunk);
+        }
+    }
+
+    #[test]
+    fn data_chat_is_transient_with_a_stable_id() {
+        let id = Uuid::nil();
+        let json = serde_json::to_value(UiChunk::chat(id, "T")).expect("serializes");
+        assert_eq!(json["type"], "data-chat");
+        assert_eq!(json["id"], "chat");
+        assert_eq!(json["transient"], true);
+        assert_eq!(json["data"]["title"], "T");
+    }
+}

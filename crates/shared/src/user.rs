@@ -1,0 +1,52 @@
+//! Who is calling, and whether the server is healthy.
+
+use serde::{Deserialize, Serialize};
+
+/// How the server decides who the caller is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityMode {
+    /// Behind the Databricks Apps proxy: `x-forwarded-email` / `x-forwarded-user`.
+    DatabricksApps,
+    /// Local development, forwarded headers trusted (multi-user trials and tests).
+    TrustedHeaders,
+    /// Local development: one configured user; forwarded headers ignored.
+    LocalUser,
+}
+
+/// Answer to `GET /api/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Me {
+    /// Stable user id that owns chats (the email when known).
+    pub user_id: String,
+    /// Email, when known.
+    pub email: Option<String>,
+    /// Display name, when the proxy sends one.
+    pub display_name: Option<String>,
+    /// How the identity was established.
+    pub mode: IdentityMode,
+}
+
+/// Answer to `GET /api/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// Whether the database answered.
+    pub database: bool,
+    /// Server version.
+    pub version: String,
+}
+
+/// Answer to `GET /api/config`: what the web app needs to render before the first chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppConfig {
+    /// Greeting shown on an empty chat.
+    pub greeting: String,
+    /// Suggested first prompts.
+    pub suggestions: Vec<String>,
+}

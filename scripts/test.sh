@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, lints, sqlx offline data, unit and integration tests (against the
+# local PostgreSQL), and the web app's build. Installs what it needs first. Usage: scripts/test.sh
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_rust
+ensure_postgres
+ensure_wasm_target
+ensure_sqlx_cli
+
+# Tests create one database per test through this role (trust auth on the local server).
+export TEST_ADMIN_URL="${TEST_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export SQLX_OFFLINE=true
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (server, shared, tools)"
+cargo clippy --all-targets --locked -- -D warnings
+log "cargo clippy (web, wasm32)"
+cargo clippy -p web --target wasm32-unknown-unknown --locked -- -D warnings
+
+log "sqlx offline data is up to date (.sqlx/)"
+check_db="chat_sqlx_check"
+check_url="${TEST_ADMIN_URL%/*}/$check_db"
+DATABASE_URL="$check_url" cargo sqlx database reset -y --source migrations >/dev/null
+DATABASE_URL="$check_url" SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --all-targets
+
+log "cargo test (unit and API tests on PostgreSQL)"
+DATABASE_URL="$TEST_ADMIN_URL" cargo test --workspace --exclude web --locked
+
+log "all checks passed"
