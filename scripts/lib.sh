@@ -69,7 +69,7 @@ ensure_binaryen() {
 }
 
 ensure_sqlx_cli() {
-  if [ "$(cargo sqlx --version 2>/dev/null)" != "sqlx-cli $SQLX_CLI_VERSION" ]; then
+  if [ "$(sqlx --version 2>/dev/null)" != "sqlx-cli $SQLX_CLI_VERSION" ]; then
     log "installing sqlx-cli $SQLX_CLI_VERSION"
     cargo install sqlx-cli --version "$SQLX_CLI_VERSION" --no-default-features --features postgres,rustls --locked
   fi

@@ -50,31 +50,16 @@ async fn measure(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
     let oldest_before = (args.messages / 100).max(2);
     let few = (args.requests / 25).max(20);
     let routes = [
-        (
-            format!("GET /api/chats (first page of {} chats)", args.chats),
-            list.clone(),
-            args.requests,
-        ),
+        (format!("GET /api/chats (first page of {} chats)", args.chats), list.clone(), args.requests),
         (
             format!("GET /api/chats (page after chat {})", args.chats * 9 / 10),
             format!("{list}?cursor={deep_cursor}"),
             args.requests,
         ),
+        ("GET /api/chats?q=number 4242 (rare words)".to_owned(), format!("{list}?q=number%204242"), args.requests),
+        (format!("GET /api/chats?q=lorem (in all {} messages)", args.messages), format!("{list}?q=lorem"), few),
         (
-            "GET /api/chats?q=number 4242 (rare words)".to_owned(),
-            format!("{list}?q=number%204242"),
-            args.requests,
-        ),
-        (
-            format!("GET /api/chats?q=lorem (in all {} messages)", args.messages),
-            format!("{list}?q=lorem"),
-            few,
-        ),
-        (
-            format!(
-                "GET /api/chats/{{id}}/messages (newest page of {} messages)",
-                args.messages
-            ),
+            format!("GET /api/chats/{{id}}/messages (newest page of {} messages)", args.messages),
             history.clone(),
             args.requests,
         ),
@@ -100,13 +85,7 @@ async fn cursor_after(client: &reqwest::Client, list: &str, skip: i64) -> anyhow
             Some(c) => format!("{list}?limit=100&cursor={c}"),
             None => format!("{list}?limit=100"),
         };
-        let page: shared::ChatPage = client
-            .get(url)
-            .header("x-forwarded-email", USER)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let page: shared::ChatPage = client.get(url).header("x-forwarded-email", USER).send().await?.json().await?;
         cursor = page.next_cursor;
     }
     cursor.ok_or_else(|| anyhow::anyhow!("fewer chats than expected"))
@@ -163,11 +142,7 @@ async fn sample(client: &reqwest::Client, url: &str, requests: usize) -> anyhow:
         let status = response.status();
         let body = response.bytes().await?;
         let elapsed = started.elapsed();
-        ensure!(
-            status.is_success(),
-            "{url} answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
+        ensure!(status.is_success(), "{url} answered {status}: {}", String::from_utf8_lossy(&body));
         ensure!(body.len() > 100, "{url} answered an unexpectedly small body");
         if i >= warmup {
             samples.push(elapsed);

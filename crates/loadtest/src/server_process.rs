@@ -21,29 +21,16 @@ impl BenchDatabase {
     /// Creates a uniquely named database.
     pub async fn create(admin_url: &str) -> anyhow::Result<Self> {
         let name = format!("chat_bench_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = PgConnection::connect(admin_url)
-            .await
-            .context("connecting with --admin-url")?;
-        sqlx::raw_sql(&format!("create database {name}"))
-            .execute(&mut admin)
-            .await?;
-        let base = admin_url
-            .rsplit_once('/')
-            .map(|(base, _)| base)
-            .context("admin url has no database part")?;
-        Ok(Self {
-            admin_url: admin_url.to_owned(),
-            url: format!("{base}/{name}"),
-            name,
-        })
+        let mut admin = PgConnection::connect(admin_url).await.context("connecting with --admin-url")?;
+        sqlx::raw_sql(&format!("create database {name}")).execute(&mut admin).await?;
+        let base = admin_url.rsplit_once('/').map(|(base, _)| base).context("admin url has no database part")?;
+        Ok(Self { admin_url: admin_url.to_owned(), url: format!("{base}/{name}"), name })
     }
 
     /// Drops the database.
     pub async fn drop_database(self) -> anyhow::Result<()> {
         let mut admin = PgConnection::connect(&self.admin_url).await?;
-        sqlx::raw_sql(&format!("drop database if exists {} with (force)", self.name))
-            .execute(&mut admin)
-            .await?;
+        sqlx::raw_sql(&format!("drop database if exists {} with (force)", self.name)).execute(&mut admin).await?;
         Ok(())
     }
 }
@@ -72,9 +59,8 @@ impl ServerProcess {
         for (name, value) in extra_env {
             command.env(name, value);
         }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {binary} (build it with cargo build --release)"))?;
+        let mut child =
+            command.spawn().with_context(|| format!("starting {binary} (build it with cargo build --release)"))?;
         let stdout = child.stdout.take().context("server stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -87,10 +73,7 @@ impl ServerProcess {
             }
         });
         match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(address) => Ok(Self {
-                child,
-                base_url: format!("http://{address}"),
-            }),
+            Ok(address) => Ok(Self { child, base_url: format!("http://{address}") }),
             Err(_) => {
                 let _ = child.kill();
                 bail!("the server did not report its address within 2 minutes")

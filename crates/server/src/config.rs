@@ -9,7 +9,10 @@ mod env;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use secrecy::SecretString;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+use crate::llm::openai::ClientSettings;
 
 pub use env::EnvMap;
 
@@ -26,6 +29,53 @@ pub struct Config {
     pub log: LogConfig,
     /// Text the web app shows on an empty chat.
     pub ui: UiConfig,
+    /// Which models to offer and how to reach them.
+    pub models: ModelConfig,
+    /// How turns run: checkpoints, keep-alives, shutdown.
+    pub engine: EngineConfig,
+}
+
+/// The chat models and the OpenAI-compatible endpoint that serves them.
+#[derive(Clone)]
+pub struct ModelConfig {
+    /// OpenAI-compatible base URL, e.g. `https://<workspace>/serving-endpoints` (`LLM_BASE_URL`).
+    pub base_url: Option<String>,
+    /// Bearer token for the endpoint (`LLM_API_KEY`).
+    pub api_key: Option<SecretString>,
+    /// Default model: `DATABRICKS_SERVING_ENDPOINT`, else `DATABRICKS_ENDPOINT`, else `LLM_ENDPOINT`.
+    pub default_model: Option<String>,
+    /// Other allowed models, comma separated, `id` or `id=Display Name` (`CHAT_MODELS`).
+    pub chat_models: Option<String>,
+    /// Sampling temperature (`LLM_TEMPERATURE`, 0 to 2).
+    pub temperature: Option<f32>,
+    /// Output token limit (`LLM_MAX_TOKENS`).
+    pub max_tokens: Option<u32>,
+    /// System prompt sent first in every conversation (`SYSTEM_PROMPT`).
+    pub system_prompt: Option<String>,
+    /// Timeouts and retries of model calls.
+    pub client: ClientSettings,
+    /// Token budget for the history sent to the model, oldest messages dropped first (`HISTORY_TOKEN_BUDGET`).
+    pub history_token_budget: usize,
+    /// Generate a short title with the model for new chats (`TITLE_GENERATION`, default on).
+    pub title_generation: bool,
+    /// Model for titles (`TITLE_MODEL`); the chat's model when unset.
+    pub title_model: Option<String>,
+}
+
+/// Turn engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How often a streaming answer is written to the database (`CHECKPOINT_INTERVAL_MS`, default 1000).
+    pub checkpoint_interval: Duration,
+    /// Keep-alive comment interval on silent streams (`STREAM_KEEPALIVE_SECS`, default 15).
+    pub keepalive_interval: Duration,
+    /// On SIGTERM, how long running answers may take to finish before they are stored as interrupted
+    /// (`SHUTDOWN_DRAIN_SECS`, default 10; Databricks Apps kills the process 15 s after SIGTERM).
+    pub shutdown_drain: Duration,
+    /// A checkpoint failing for this long ends the turn with an error (`CHECKPOINT_FAILURE_LIMIT_SECS`).
+    pub checkpoint_failure_limit: Duration,
+    /// How long finished turns stay resumable by event id (`STREAM_RETENTION_SECS`, default 3600).
+    pub stream_retention: Duration,
 }
 
 /// HTTP listener and request limits.
@@ -114,10 +164,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(var: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            var,
-            problem: problem.into(),
-        }
+        Self { var, problem: problem.into() }
     }
 }
 
@@ -153,30 +200,94 @@ impl Config {
                 filter: env
                     .get("RUST_LOG")
                     .map(str::to_owned)
-                    .or_else(|| {
-                        env.get("LOG_LEVEL")
-                            .map(|level| format!("{level},sqlx::postgres::notice=warn"))
-                    })
+                    .or_else(|| env.get("LOG_LEVEL").map(|level| format!("{level},sqlx::postgres::notice=warn")))
                     .unwrap_or_else(|| "info,sqlx::postgres::notice=warn".to_owned()),
             },
             ui: UiConfig {
-                greeting: env
-                    .get("CHAT_GREETING")
-                    .unwrap_or("How can I help you today?")
-                    .to_owned(),
+                greeting: env.get("CHAT_GREETING").unwrap_or("How can I help you today?").to_owned(),
                 suggestions: env
                     .get("CHAT_SUGGESTIONS")
-                    .map(|list| {
-                        list.split('|')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(String::from)
-                            .collect()
-                    })
+                    .map(|list| list.split('|').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
                     .unwrap_or_else(default_suggestions),
+            },
+            models: model_config(env)?,
+            engine: EngineConfig {
+                checkpoint_interval: Duration::from_millis(
+                    env.parse_in_range("CHECKPOINT_INTERVAL_MS", 50..=1000)?.unwrap_or(1000),
+                ),
+                keepalive_interval: Duration::from_secs(
+                    env.parse_in_range("STREAM_KEEPALIVE_SECS", 1..=60)?.unwrap_or(15),
+                ),
+                shutdown_drain: Duration::from_secs(env.parse_in_range("SHUTDOWN_DRAIN_SECS", 0..=600)?.unwrap_or(10)),
+                checkpoint_failure_limit: Duration::from_secs(
+                    env.parse_in_range("CHECKPOINT_FAILURE_LIMIT_SECS", 1..=3600)?.unwrap_or(20),
+                ),
+                stream_retention: Duration::from_secs(
+                    env.parse_in_range("STREAM_RETENTION_SECS", 60..=7 * 86_400)?.unwrap_or(3600),
+                ),
             },
         })
     }
+}
+
+fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {
+    let default_model = ["DATABRICKS_SERVING_ENDPOINT", "DATABRICKS_ENDPOINT", "LLM_ENDPOINT"]
+        .into_iter()
+        .find_map(|name| env.get(name))
+        .map(str::to_owned);
+    let chat_models = env.get("CHAT_MODELS").map(str::to_owned);
+    let base_url = env.get("LLM_BASE_URL").map(|url| url.trim_end_matches('/').to_owned());
+    if let Some(url) = &base_url
+        && reqwest::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true)
+    {
+        return Err(ConfigError::new("LLM_BASE_URL", format!("`{url}` is not an http(s) URL")));
+    }
+    let has_models = default_model.is_some() || chat_models.is_some();
+    if has_models && base_url.is_none() {
+        return Err(ConfigError::new(
+            "LLM_BASE_URL",
+            "a model is configured but not where to reach it; set LLM_BASE_URL to the OpenAI-compatible base URL \
+             (e.g. https://<workspace>/serving-endpoints)",
+        ));
+    }
+    if base_url.is_some() && !has_models {
+        return Err(ConfigError::new(
+            "DATABRICKS_SERVING_ENDPOINT",
+            "LLM_BASE_URL is set but no model is; set DATABRICKS_SERVING_ENDPOINT (or LLM_ENDPOINT) to the model name",
+        ));
+    }
+    let temperature = env.parse::<f32>("LLM_TEMPERATURE")?;
+    if temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+        return Err(ConfigError::new("LLM_TEMPERATURE", "must be between 0 and 2"));
+    }
+    let defaults = ClientSettings::default();
+    Ok(ModelConfig {
+        base_url,
+        api_key: env.get("LLM_API_KEY").map(|key| SecretString::from(key.to_owned())),
+        default_model,
+        chat_models,
+        temperature,
+        max_tokens: env.parse_in_range("LLM_MAX_TOKENS", 1..=1_000_000)?,
+        system_prompt: env.get("SYSTEM_PROMPT").map(str::to_owned),
+        client: ClientSettings {
+            connect_timeout: env
+                .parse_in_range("LLM_CONNECT_TIMEOUT_SECS", 1..=300)?
+                .map_or(defaults.connect_timeout, Duration::from_secs),
+            idle_timeout: env
+                .parse_in_range("LLM_IDLE_TIMEOUT_SECS", 1..=3600)?
+                .map_or(defaults.idle_timeout, Duration::from_secs),
+            max_retries: env.parse_in_range("LLM_MAX_RETRIES", 0..=10)?.unwrap_or(defaults.max_retries),
+            retry_base_delay: env
+                .parse_in_range("LLM_RETRY_BASE_DELAY_MS", 1..=60_000)?
+                .map_or(defaults.retry_base_delay, Duration::from_millis),
+            max_retry_wait: env
+                .parse_in_range("LLM_MAX_RETRY_WAIT_SECS", 0..=3600)?
+                .map_or(defaults.max_retry_wait, Duration::from_secs),
+        },
+        history_token_budget: env.parse_in_range("HISTORY_TOKEN_BUDGET", 256..=10_000_000)?.unwrap_or(32_000),
+        title_generation: env.parse_bool("TITLE_GENERATION")?.unwrap_or(true),
+        title_model: env.get("TITLE_MODEL").map(str::to_owned),
+    })
 }
 
 fn default_suggestions() -> Vec<String> {
@@ -195,31 +306,20 @@ fn http_config(env: &EnvMap, in_apps: bool) -> Result<HttpConfig, ConfigError> {
         None => env.parse::<u16>("PORT")?,
     }
     .unwrap_or(8000);
-    let default_host = if in_apps {
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    };
+    let default_host = if in_apps { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::LOCALHOST) };
     let host = env.parse::<IpAddr>("HOST")?.unwrap_or(default_host);
     Ok(HttpConfig {
         bind: SocketAddr::new(host, port),
         request_timeout: Duration::from_secs(env.parse_in_range("REQUEST_TIMEOUT_SECS", 1..=3600)?.unwrap_or(30)),
-        max_chat_body_bytes: env
-            .parse_in_range("MAX_CHAT_BODY_BYTES", 1024..=64 << 20)?
-            .unwrap_or(4 << 20),
-        max_body_bytes: env
-            .parse_in_range("MAX_BODY_BYTES", 1024..=64 << 20)?
-            .unwrap_or(64 << 10),
+        max_chat_body_bytes: env.parse_in_range("MAX_CHAT_BODY_BYTES", 1024..=64 << 20)?.unwrap_or(4 << 20),
+        max_body_bytes: env.parse_in_range("MAX_BODY_BYTES", 1024..=64 << 20)?.unwrap_or(64 << 10),
     })
 }
 
 fn database_config(env: &EnvMap) -> Result<DatabaseConfig, ConfigError> {
     let (connect, source) = if let Some(url) = env.get("DATABASE_URL") {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                "must start with postgres:// or postgresql://",
-            ));
+            return Err(ConfigError::new("DATABASE_URL", "must start with postgres:// or postgresql://"));
         }
         let options: PgConnectOptions = url.parse().map_err(|e| {
             ConfigError::new(
@@ -242,8 +342,7 @@ fn database_config(env: &EnvMap) -> Result<DatabaseConfig, ConfigError> {
         create_if_missing: source == DatabaseSource::LocalDefault,
         max_connections: env.parse_in_range("DATABASE_MAX_CONNECTIONS", 2..=1000)?.unwrap_or(16),
         acquire_timeout: Duration::from_secs(
-            env.parse_in_range("DATABASE_ACQUIRE_TIMEOUT_SECS", 1..=600)?
-                .unwrap_or(5),
+            env.parse_in_range("DATABASE_ACQUIRE_TIMEOUT_SECS", 1..=600)?.unwrap_or(5),
         ),
     })
 }
@@ -251,10 +350,7 @@ fn database_config(env: &EnvMap) -> Result<DatabaseConfig, ConfigError> {
 /// Connection settings from the libpq variables Databricks Apps injects for a database resource.
 fn libpq_options(env: &EnvMap, host: &str) -> Result<PgConnectOptions, ConfigError> {
     let user = env.get("PGUSER").ok_or_else(|| {
-        ConfigError::new(
-            "PGUSER",
-            "PGHOST is set but PGUSER is not; set the database role to connect as",
-        )
+        ConfigError::new("PGUSER", "PGHOST is set but PGUSER is not; set the database role to connect as")
     })?;
     let database = env.get("PGDATABASE").ok_or_else(|| {
         ConfigError::new(
@@ -291,16 +387,9 @@ fn identity_config(env: &EnvMap, in_apps: bool) -> Result<IdentityConfig, Config
     if env.parse_bool("TRUST_FORWARDED_HEADERS")?.unwrap_or(false) {
         return Ok(IdentityConfig::TrustedHeaders);
     }
-    let email = env
-        .get("DEV_USER_EMAIL")
-        .unwrap_or("dev@localhost")
-        .trim()
-        .to_lowercase();
+    let email = env.get("DEV_USER_EMAIL").unwrap_or("dev@localhost").trim().to_lowercase();
     if email.is_empty() || email.len() > 320 {
-        return Err(ConfigError::new(
-            "DEV_USER_EMAIL",
-            "must be a non-empty email of at most 320 characters",
-        ));
+        return Err(ConfigError::new("DEV_USER_EMAIL", "must be a non-empty email of at most 320 characters"));
     }
     Ok(IdentityConfig::LocalUser { email })
 }

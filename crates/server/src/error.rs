@@ -49,6 +49,12 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// 503 Service Unavailable: no chat model is configured.
+    #[error("no chat model is configured: set LLM_BASE_URL and DATABRICKS_SERVING_ENDPOINT (see the README)")]
+    NoModel,
+    /// 503 Service Unavailable: the server is shutting down and takes no new turns.
+    #[error("the server is restarting; please retry in a few seconds")]
+    ShuttingDown,
     /// 502 Bad Gateway: the model endpoint failed; the message is safe to show.
     #[error("{0}")]
     Upstream(String),
@@ -76,6 +82,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::NoModel | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -95,6 +102,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Upstream(_) => "model_error",
+            ApiError::NoModel => "no_model",
+            ApiError::ShuttingDown => "shutting_down",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout => "timeout",
             ApiError::Internal(_) => "internal",
@@ -120,11 +129,7 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        if is_connection_error(&error) {
-            ApiError::Unavailable(error.into())
-        } else {
-            ApiError::Internal(error.into())
-        }
+        if is_connection_error(&error) { ApiError::Unavailable(error.into()) } else { ApiError::Internal(error.into()) }
     }
 }
 

@@ -55,12 +55,7 @@ impl CurrentUser {
         let email = header(headers, EMAIL_HEADER).map(|e| e.to_lowercase());
         let user = header(headers, USER_HEADER);
         let id = email.clone().or(user).ok_or(ApiError::Unauthorized)?;
-        Ok(CurrentUser {
-            id,
-            email,
-            display_name: header(headers, NAME_HEADER),
-            mode,
-        })
+        Ok(CurrentUser { id, email, display_name: header(headers, NAME_HEADER), mode })
     }
 
     /// The `GET /api/me` view.
@@ -126,9 +121,7 @@ mod tests {
 
     #[test]
     fn local_mode_ignores_forwarded_headers() {
-        let config = IdentityConfig::LocalUser {
-            email: "dev@localhost".into(),
-        };
+        let config = IdentityConfig::LocalUser { email: "dev@localhost".into() };
         let user = CurrentUser::from_headers(&config, &headers(&[(EMAIL_HEADER, "mallory@evil.example")]))
             .expect("identified");
         assert_eq!(user.id, "dev@localhost");

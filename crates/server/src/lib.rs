@@ -2,8 +2,10 @@
 
 pub mod config;
 pub mod db;
+pub mod engine;
 pub mod error;
 pub mod identity;
+pub mod llm;
 pub mod middleware;
 pub mod routes;
 pub mod startup;

@@ -15,13 +15,7 @@ async fn main() -> ExitCode {
         }
     };
     server::telemetry::init(&config.log);
-    let result = async {
-        Application::build(config)
-            .await?
-            .run_until_stopped(shutdown_signal())
-            .await
-    }
-    .await;
+    let result = async { Application::build(config).await?.run_until_stopped(shutdown_signal()).await }.await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -18,7 +18,11 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::{Config, IdentityConfig};
+use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::llm::openai::OpenAiClient;
+use crate::llm::token::{StaticToken, TokenSource};
+use crate::llm::{ChatModel, ModelCatalog};
 use crate::routes;
 
 /// State shared by every handler; cheap to clone.
@@ -28,6 +32,28 @@ pub struct AppState {
     pub db: PgPool,
     /// Configuration read at start.
     pub config: Arc<Config>,
+    /// Runs turns.
+    pub engine: Engine,
+}
+
+impl AppState {
+    /// Builds the state: the model client from the configuration and a started engine.
+    pub async fn new(db: PgPool, config: Config) -> anyhow::Result<Self> {
+        let (catalog, model) = model_client(&config)?;
+        let engine = Engine::start(db.clone(), &config, catalog, model).await?;
+        Ok(Self { db, config: Arc::new(config), engine })
+    }
+}
+
+/// The offered models and the client that reaches them (none when no model is configured).
+pub fn model_client(config: &Config) -> anyhow::Result<(ModelCatalog, Option<Arc<dyn ChatModel>>)> {
+    let models = &config.models;
+    let catalog = ModelCatalog::new(models.default_model.as_deref(), models.chat_models.as_deref());
+    let Some(base_url) = &models.base_url else { return Ok((catalog, None)) };
+    let http = OpenAiClient::http_client(&models.client).context("building the HTTP client for model calls")?;
+    let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(models.api_key.clone()));
+    let client = OpenAiClient::new(http, base_url, tokens, models.client.clone());
+    Ok((catalog, Some(Arc::new(client))))
 }
 
 /// A server that has connected to its database, migrated it and bound its port, ready to run.
@@ -41,36 +67,22 @@ impl Application {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let db = crate::db::connect_and_migrate(&config.database).await?;
-        let listener = TcpListener::bind(config.http.bind).await.with_context(|| {
-            format!(
-                "cannot listen on {}; set PORT (or HOST) to a free address",
-                config.http.bind
-            )
-        })?;
-        Ok(Self::with_parts(
-            listener,
-            AppState {
-                db,
-                config: Arc::new(config),
-            },
-        ))
+        let listener = TcpListener::bind(config.http.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}; set PORT (or HOST) to a free address", config.http.bind))?;
+        let state = AppState::new(db, config).await?;
+        Ok(Self::with_parts(listener, state))
     }
 
     /// Builds the application from an already bound listener and ready state (tests use this too).
     pub fn with_parts(listener: TcpListener, state: AppState) -> Self {
         let router = router(state.clone());
-        Self {
-            listener,
-            router,
-            state,
-        }
+        Self { listener, router, state }
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| self.state.config.http.bind)
+        self.listener.local_addr().unwrap_or_else(|_| self.state.config.http.bind)
     }
 
     /// Shared state (tests reach the pool through it).
@@ -78,13 +90,23 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves; then takes no new turns, lets running ones finish (or stores them as
+    /// interrupted at the drain deadline) and lets in-flight requests end.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         log_startup(&self.state.config, self.local_addr());
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        let engine = self.state.engine.clone();
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            // Streams end as their turns end, which is what lets the HTTP server finish its graceful shutdown.
+            tokio::spawn(async move {
+                engine.shutdown().await;
+                let _ = drained_tx.send(());
+            });
+        };
+        axum::serve(self.listener, self.router).with_graceful_shutdown(signal).await.context("serving HTTP")?;
+        let _ = drained_rx.await;
+        self.state.db.close().await;
         tracing::info!("server stopped");
         Ok(())
     }
@@ -122,10 +144,7 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         // The default predicate skips event streams, which must reach the client unbuffered.
         .layer(CompressionLayer::new());
-    api.fallback(fallback)
-        .layer(Extension(Arc::new(document)))
-        .with_state(state)
-        .layer(middleware)
+    api.fallback(fallback).layer(Extension(Arc::new(document))).with_state(state).layer(middleware)
 }
 
 async fn fallback() -> ApiError {
@@ -137,10 +156,9 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<a
     let body = serde_json::to_vec(&shared::ErrorBody::new("internal", "internal server error")).unwrap_or_default();
     let mut response = Response::new(axum::body::Body::from(body));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
     response
 }
 

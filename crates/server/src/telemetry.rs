@@ -25,9 +25,7 @@ pub fn init(config: &LogConfig) {
             )
             .try_init()
     } else {
-        registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
-            .try_init()
+        registry.with(tracing_subscriber::fmt::layer().with_target(false)).try_init()
     };
     drop(result);
 }
@@ -35,23 +33,12 @@ pub fn init(config: &LogConfig) {
 /// Logging for tests: captured by the test harness, quiet unless `RUST_LOG` asks otherwise.
 pub fn init_for_test() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 /// The span every request runs in.
 pub fn make_request_span<B>(request: &Request<B>) -> Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-        .unwrap_or("unmatched");
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", http.method = %request.method(), http.route = route, request.id = request_id)
 }

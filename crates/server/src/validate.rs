@@ -17,14 +17,10 @@ pub fn title(raw: &str) -> Result<String, ApiError> {
         return Err(ApiError::bad_request("title must not be empty"));
     }
     if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(ApiError::bad_request(format!(
-            "title must be at most {MAX_TITLE_CHARS} characters"
-        )));
+        return Err(ApiError::bad_request(format!("title must be at most {MAX_TITLE_CHARS} characters")));
     }
     if title.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "title must not contain control characters such as newlines",
-        ));
+        return Err(ApiError::bad_request("title must not contain control characters such as newlines"));
     }
     Ok(title.to_owned())
 }
@@ -32,9 +28,7 @@ pub fn title(raw: &str) -> Result<String, ApiError> {
 /// A scope key: 1 to 200 characters, no control characters, taken as given (no trimming: it is a key).
 pub fn scope(raw: &str) -> Result<String, ApiError> {
     if raw.is_empty() || raw.chars().count() > MAX_SCOPE_CHARS {
-        return Err(ApiError::bad_request(format!(
-            "scope must be 1 to {MAX_SCOPE_CHARS} characters"
-        )));
+        return Err(ApiError::bad_request(format!("scope must be 1 to {MAX_SCOPE_CHARS} characters")));
     }
     if raw.chars().any(char::is_control) {
         return Err(ApiError::bad_request("scope must not contain control characters"));
@@ -46,9 +40,7 @@ pub fn scope(raw: &str) -> Result<String, ApiError> {
 pub fn model_name(raw: &str) -> Result<String, ApiError> {
     let model = raw.trim();
     if model.is_empty() || model.chars().count() > MAX_MODEL_CHARS || model.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "model must be a name of 1 to {MAX_MODEL_CHARS} characters"
-        )));
+        return Err(ApiError::bad_request(format!("model must be a name of 1 to {MAX_MODEL_CHARS} characters")));
     }
     Ok(model.to_owned())
 }
@@ -58,9 +50,7 @@ pub fn page_limit(raw: Option<u32>) -> Result<u32, ApiError> {
     match raw {
         None => Ok(DEFAULT_PAGE_LIMIT),
         Some(limit) if (1..=MAX_PAGE_LIMIT).contains(&limit) => Ok(limit),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "limit must be between 1 and {MAX_PAGE_LIMIT}"
-        ))),
+        Some(_) => Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE_LIMIT}"))),
     }
 }
 
@@ -70,9 +60,7 @@ pub fn search_text(raw: Option<String>) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     if text.chars().count() > MAX_SEARCH_CHARS {
-        return Err(ApiError::bad_request(format!(
-            "q must be at most {MAX_SEARCH_CHARS} characters"
-        )));
+        return Err(ApiError::bad_request(format!("q must be at most {MAX_SEARCH_CHARS} characters")));
     }
     Ok(Some(text))
 }
@@ -86,10 +74,7 @@ mod tests {
         assert_eq!(title("  Hello ").expect("valid"), "Hello");
         assert!(title("   ").is_err());
         assert!(title(&"x".repeat(MAX_TITLE_CHARS + 1)).is_err());
-        assert!(
-            title(&"é".repeat(MAX_TITLE_CHARS)).is_ok(),
-            "limit counts characters, not bytes"
-        );
+        assert!(title(&"é".repeat(MAX_TITLE_CHARS)).is_ok(), "limit counts characters, not bytes");
         assert!(title("two\nlines").is_err());
     }
 

@@ -151,6 +151,10 @@ pub struct MessageMetadata {
     pub error: Option<String>,
     /// Position in the chat; messages are ordered by it.
     pub seq: i64,
+    /// For a message still streaming: the event id its stored text reaches. Resuming with this id
+    /// (`GET /api/chat/{id}/stream` with `Last-Event-ID`) continues exactly where the text ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_cursor: Option<i64>,
 }
 
 /// A stored message, loadable by an AI SDK client as a `UIMessage`.
@@ -170,11 +174,7 @@ pub struct UiMessage {
 impl UiMessage {
     /// All answer text of the message, concatenated.
     pub fn text(&self) -> String {
-        self.parts
-            .iter()
-            .filter(|p| p.is_text())
-            .map(MessagePart::text)
-            .collect()
+        self.parts.iter().filter(|p| p.is_text()).map(MessagePart::text).collect()
     }
 }
 

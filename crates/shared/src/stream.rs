@@ -122,23 +122,12 @@ impl UiChunk {
 
     /// A `data-chat` chunk for the given chat.
     pub fn chat(id: Uuid, title: impl Into<String>) -> Self {
-        UiChunk::DataChat {
-            id: "chat".into(),
-            data: ChatRef {
-                id,
-                title: title.into(),
-            },
-            transient: true,
-        }
+        UiChunk::DataChat { id: "chat".into(), data: ChatRef { id, title: title.into() }, transient: true }
     }
 
     /// A `data-status` chunk.
     pub fn status(state: TurnState) -> Self {
-        UiChunk::DataStatus {
-            id: "status".into(),
-            data: state,
-            transient: true,
-        }
+        UiChunk::DataStatus { id: "status".into(), data: state, transient: true }
     }
 }
 
@@ -204,25 +193,14 @@ mod tests {
         let cases = [
             (UiChunk::StartStep, r#"{"type":"start-step"}"#),
             (
-                UiChunk::TextDelta {
-                    id: "1".into(),
-                    delta: "Hi".into(),
-                },
+                UiChunk::TextDelta { id: "1".into(), delta: "Hi".into() },
                 r#"{"type":"text-delta","id":"1","delta":"Hi"}"#,
             ),
-            (
-                UiChunk::Error {
-                    error_text: "boom".into(),
-                },
-                r#"{"type":"error","errorText":"boom"}"#,
-            ),
+            (UiChunk::Error { error_text: "boom".into() }, r#"{"type":"error","errorText":"boom"}"#),
             (UiChunk::Abort, r#"{"type":"abort"}"#),
             (UiChunk::Finish { message_metadata: None }, r#"{"type":"finish"}"#),
             (
-                UiChunk::Start {
-                    message_id: Some("m".into()),
-                    message_metadata: None,
-                },
+                UiChunk::Start { message_id: Some("m".into()), message_metadata: None },
                 r#"{"type":"start","messageId":"m"}"#,
             ),
         ];

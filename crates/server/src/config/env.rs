@@ -34,10 +34,7 @@ impl EnvMap {
         T::Err: std::fmt::Display,
     {
         self.get(name)
-            .map(|raw| {
-                raw.parse::<T>()
-                    .map_err(|e| ConfigError::new(name, format!("cannot parse `{raw}`: {e}")))
-            })
+            .map(|raw| raw.parse::<T>().map_err(|e| ConfigError::new(name, format!("cannot parse `{raw}`: {e}"))))
             .transpose()
     }
 

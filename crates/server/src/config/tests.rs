@@ -11,20 +11,12 @@ fn local_defaults_need_no_variables() {
     assert_eq!(config.database.source, DatabaseSource::LocalDefault);
     assert!(config.database.create_if_missing);
     assert_eq!(config.database.connect.get_database(), Some(LOCAL_DATABASE_NAME));
-    assert_eq!(
-        config.identity,
-        IdentityConfig::LocalUser {
-            email: "dev@localhost".into()
-        }
-    );
+    assert_eq!(config.identity, IdentityConfig::LocalUser { email: "dev@localhost".into() });
 }
 
 #[test]
 fn apps_port_wins_over_port_and_apps_binds_all_interfaces() {
-    let env = base()
-        .with("DATABRICKS_APP_NAME", "chat")
-        .with("DATABRICKS_APP_PORT", "8080")
-        .with("PORT", "9000");
+    let env = base().with("DATABRICKS_APP_NAME", "chat").with("DATABRICKS_APP_PORT", "8080").with("PORT", "9000");
     let config = Config::from_map(&env).expect("valid");
     assert_eq!(config.http.bind, "0.0.0.0:8080".parse().expect("addr"));
     assert_eq!(config.identity, IdentityConfig::DatabricksApps);
@@ -47,10 +39,7 @@ fn libpq_variables_are_used_without_database_url() {
     let config = Config::from_map(&env).expect("valid");
     assert_eq!(config.database.source, DatabaseSource::LibpqEnv);
     assert!(!config.database.create_if_missing);
-    assert_eq!(
-        config.database.connect.get_host(),
-        "instance.database.cloud.databricks.com"
-    );
+    assert_eq!(config.database.connect.get_host(), "instance.database.cloud.databricks.com");
     assert_eq!(config.database.connect.get_port(), 5433);
     assert_eq!(config.database.connect.get_username(), "sp-client-id");
     assert!(matches!(config.database.connect.get_ssl_mode(), PgSslMode::Require));
@@ -58,9 +47,7 @@ fn libpq_variables_are_used_without_database_url() {
 
 #[test]
 fn database_url_wins_over_libpq_variables() {
-    let env = base()
-        .with("DATABASE_URL", "postgres://bob@db.example:6000/chats")
-        .with("PGHOST", "ignored");
+    let env = base().with("DATABASE_URL", "postgres://bob@db.example:6000/chats").with("PGHOST", "ignored");
     let config = Config::from_map(&env).expect("valid");
     assert_eq!(config.database.source, DatabaseSource::Url);
     assert_eq!(config.database.connect.get_host(), "db.example");
@@ -73,11 +60,7 @@ fn malformed_values_name_the_variable() {
         base().with("DATABRICKS_APP_PORT", "70000"),
         base().with("DATABASE_URL", "mysql://nope"),
         base().with("PGHOST", "h").with("PGDATABASE", "d"),
-        base()
-            .with("PGHOST", "h")
-            .with("PGUSER", "u")
-            .with("PGDATABASE", "d")
-            .with("PGSSLMODE", "sometimes"),
+        base().with("PGHOST", "h").with("PGUSER", "u").with("PGDATABASE", "d").with("PGSSLMODE", "sometimes"),
         base().with("TRUST_FORWARDED_HEADERS", "maybe"),
         base().with("LOG_FORMAT", "xml"),
         base().with("REQUEST_TIMEOUT_SECS", "0"),
@@ -111,4 +94,40 @@ fn blank_values_count_as_unset() {
     let config = Config::from_map(&base().with("PORT", "  ").with("DATABASE_URL", "")).expect("valid");
     assert_eq!(config.http.bind.port(), 8000);
     assert_eq!(config.database.source, DatabaseSource::LocalDefault);
+}
+
+#[test]
+fn models_need_a_base_url_and_a_base_url_needs_a_model() {
+    let no_url = Config::from_map(&base().with("DATABRICKS_SERVING_ENDPOINT", "m"));
+    assert_eq!(no_url.err().map(|e| e.var), Some("LLM_BASE_URL"));
+    let no_model = Config::from_map(&base().with("LLM_BASE_URL", "http://localhost:1/v1"));
+    assert_eq!(no_model.err().map(|e| e.var), Some("DATABRICKS_SERVING_ENDPOINT"));
+    let bad_url = Config::from_map(&base().with("LLM_BASE_URL", "ftp://x").with("LLM_ENDPOINT", "m"));
+    assert_eq!(bad_url.err().map(|e| e.var), Some("LLM_BASE_URL"));
+}
+
+#[test]
+fn the_default_model_comes_from_the_first_endpoint_variable_set() {
+    let env = base()
+        .with("LLM_BASE_URL", "https://example.cloud.databricks.com/serving-endpoints/")
+        .with("LLM_ENDPOINT", "third")
+        .with("DATABRICKS_ENDPOINT", "second");
+    let config = Config::from_map(&env).expect("valid");
+    assert_eq!(config.models.default_model.as_deref(), Some("second"));
+    assert_eq!(config.models.base_url.as_deref(), Some("https://example.cloud.databricks.com/serving-endpoints"));
+    let env = env.with("DATABRICKS_SERVING_ENDPOINT", "first");
+    assert_eq!(Config::from_map(&env).expect("valid").models.default_model.as_deref(), Some("first"));
+}
+
+#[test]
+fn sampling_settings_are_validated() {
+    let env = base().with("LLM_BASE_URL", "http://h/v1").with("LLM_ENDPOINT", "m");
+    assert_eq!(
+        Config::from_map(&env.clone().with("LLM_TEMPERATURE", "3")).err().map(|e| e.var),
+        Some("LLM_TEMPERATURE")
+    );
+    assert_eq!(Config::from_map(&env.clone().with("LLM_MAX_TOKENS", "0")).err().map(|e| e.var), Some("LLM_MAX_TOKENS"));
+    let config = Config::from_map(&env.with("LLM_TEMPERATURE", "0.2").with("LLM_MAX_TOKENS", "512")).expect("valid");
+    assert_eq!(config.models.temperature, Some(0.2));
+    assert_eq!(config.models.max_tokens, Some(512));
 }

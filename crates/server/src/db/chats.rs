@@ -236,3 +236,22 @@ async fn search_chats(
     .fetch_all(db)
     .await
 }
+
+/// Replaces an automatic title, unless the user renamed the chat (or the title changed) meanwhile.
+pub async fn replace_auto_title(
+    db: impl PgExecutor<'_>,
+    chat_id: Uuid,
+    expected: &str,
+    title: &str,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query!(
+        // language=PostgreSQL
+        "update chat.chats set title = $3 where chat_id = $1 and title = $2 and title_source = 'auto'",
+        chat_id,
+        expected,
+        title
+    )
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}

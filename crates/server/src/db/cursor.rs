@@ -22,11 +22,7 @@ pub struct ChatCursor {
 impl ChatCursor {
     /// Encodes the cursor for a client.
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "{}|{}",
-            self.updated_at.timestamp_micros(),
-            self.chat_id.simple()
-        ))
+        URL_SAFE_NO_PAD.encode(format!("{}|{}", self.updated_at.timestamp_micros(), self.chat_id.simple()))
     }
 
     /// Decodes a client's cursor; anything malformed is a 400.

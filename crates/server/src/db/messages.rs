@@ -31,6 +31,8 @@ pub struct MessageRow {
     pub error: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Event id the stored parts reach (streaming messages only).
+    pub resume_cursor: Option<i64>,
 }
 
 impl MessageRow {
@@ -46,10 +48,8 @@ impl MessageRow {
 
     /// Token usage, when any was recorded.
     pub fn usage(&self) -> Option<Usage> {
-        (self.input_tokens.is_some() || self.output_tokens.is_some()).then_some(Usage {
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-        })
+        (self.input_tokens.is_some() || self.output_tokens.is_some())
+            .then_some(Usage { input_tokens: self.input_tokens, output_tokens: self.output_tokens })
     }
 }
 
@@ -62,13 +62,9 @@ impl From<MessageRow> for UiMessage {
             usage: row.usage(),
             error: row.error.clone(),
             seq: row.seq,
+            resume_cursor: row.resume_cursor,
         };
-        UiMessage {
-            id: row.message_id,
-            role: row.role(),
-            parts: row.parts.0,
-            metadata,
-        }
+        UiMessage { id: row.message_id, role: row.role(), parts: row.parts.0, metadata }
     }
 }
 
@@ -83,11 +79,13 @@ pub async fn list_messages(
         MessageRow,
         // language=PostgreSQL
         r#"
-        select message_id, chat_id, seq, role, parts as "parts: Json<Vec<MessagePart>>", status, model,
-               input_tokens, output_tokens, error, created_at
-        from chat.messages
-        where chat_id = $1 and seq < $2
-        order by seq desc
+        select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
+               m.input_tokens, m.output_tokens, m.error, m.created_at,
+               g.last_event_seq as "resume_cursor?"
+        from chat.messages m
+        left join chat.generations g on g.generation_id = m.message_id and m.status = 'streaming'
+        where m.chat_id = $1 and m.seq < $2
+        order by m.seq desc
         limit $3
         "#,
         chat_id,

@@ -5,7 +5,9 @@
 
 pub mod chats;
 pub mod cursor;
+pub mod generations;
 pub mod messages;
+pub mod workers;
 
 use std::time::Duration;
 
@@ -72,23 +74,16 @@ async fn wait_until_reachable(pool: &PgPool) -> anyhow::Result<()> {
 /// starting at the same moment take turns (sqlx's own lock is taken only after it creates its table).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await.context("acquiring a connection for migrations")?;
-    sqlx::query!("select pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!("select pg_advisory_lock($1)", MIGRATION_LOCK_KEY).execute(&mut *conn).await?;
     let result = async {
-        sqlx::query!("create schema if not exists chat")
-            .execute(&mut *conn)
-            .await
-            .map_err(explain_privileges)?;
+        sqlx::query!("create schema if not exists chat").execute(&mut *conn).await.map_err(explain_privileges)?;
         MIGRATOR.run(&mut *conn).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(db) => explain_privileges(db),
             other => anyhow::Error::new(other),
         })
     }
     .await;
-    sqlx::query!("select pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
-        .fetch_one(&mut *conn)
-        .await?;
+    sqlx::query!("select pg_advisory_unlock($1)", MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
     result.context("applying database migrations")
 }
 

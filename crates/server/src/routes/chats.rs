@@ -50,20 +50,11 @@ pub async fn list_chats(
     let mut rows = chats::list_chats(&state.db, &user.id, &filter, after, i64::from(limit) + 1).await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
-        rows.last().map(|last| {
-            ChatCursor {
-                updated_at: last.updated_at,
-                chat_id: last.chat_id,
-            }
-            .encode()
-        })
+        rows.last().map(|last| ChatCursor { updated_at: last.updated_at, chat_id: last.chat_id }.encode())
     } else {
         None
     };
-    Ok(AppJson(ChatPage {
-        chats: rows.into_iter().map(ChatSummary::from).collect(),
-        next_cursor,
-    }))
+    Ok(AppJson(ChatPage { chats: rows.into_iter().map(ChatSummary::from).collect(), next_cursor }))
 }
 
 /// Creates a chat for the caller.
@@ -87,11 +78,7 @@ pub async fn create_chat(
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("freshly generated chat id {chat_id} already taken")))?;
     tracing::info!(chat.id = %chat_id, "created chat");
     let location = format!("/api/chats/{chat_id}");
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        AppJson(ChatSummary::from(row)),
-    ))
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], AppJson(ChatSummary::from(row))))
 }
 
 /// One of the caller's chats.
@@ -102,9 +89,7 @@ pub async fn get_chat(
     user: CurrentUser,
     AppPath(id): AppPath<Uuid>,
 ) -> ApiResult<AppJson<ChatSummary>> {
-    let row = chats::fetch_chat(&state.db, &user.id, id)
-        .await?
-        .ok_or(ApiError::NotFound("chat"))?;
+    let row = chats::fetch_chat(&state.db, &user.id, id).await?.ok_or(ApiError::NotFound("chat"))?;
     Ok(AppJson(row.into()))
 }
 
@@ -119,9 +104,7 @@ pub async fn update_chat(
     AppJson(request): AppJson<UpdateChatRequest>,
 ) -> ApiResult<AppJson<ChatSummary>> {
     let title = validate::title(&request.title)?;
-    let row = chats::rename_chat(&state.db, &user.id, id, &title)
-        .await?
-        .ok_or(ApiError::NotFound("chat"))?;
+    let row = chats::rename_chat(&state.db, &user.id, id, &title).await?.ok_or(ApiError::NotFound("chat"))?;
     tracing::info!(chat.id = %id, "renamed chat");
     Ok(AppJson(row.into()))
 }

@@ -12,11 +12,7 @@ use crate::startup::AppState;
     responses((status = 200, description = "Healthy", body = Health), (status = 503, description = "Database unreachable", body = Health)))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, AppJson<Health>) {
     let database = crate::db::ping(&state.db).await;
-    let status = if database {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let health = Health {
         status: if database { "ok" } else { "unavailable" }.to_owned(),
         database,

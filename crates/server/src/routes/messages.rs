@@ -36,9 +36,7 @@ pub async fn list_messages(
 ) -> ApiResult<AppJson<MessagePage>> {
     let limit = validate::page_limit(query.limit)?;
     let before = query.before.as_deref().map(decode_message_cursor).transpose()?;
-    chats::fetch_chat(&state.db, &user.id, id)
-        .await?
-        .ok_or(ApiError::NotFound("chat"))?;
+    chats::fetch_chat(&state.db, &user.id, id).await?.ok_or(ApiError::NotFound("chat"))?;
     let mut rows = messages::list_messages(&state.db, id, before, i64::from(limit) + 1).await?;
     let next_before = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
@@ -47,8 +45,5 @@ pub async fn list_messages(
         None
     };
     rows.reverse();
-    Ok(AppJson(MessagePage {
-        messages: rows.into_iter().map(UiMessage::from).collect(),
-        next_before,
-    }))
+    Ok(AppJson(MessagePage { messages: rows.into_iter().map(UiMessage::from).collect(), next_before }))
 }

@@ -1,10 +1,14 @@
 //! HTTP routes: one module per resource, merged under `/api`, plus the generated OpenAPI document.
 
+pub mod chat;
 pub mod chats;
+pub mod generations;
 pub mod health;
 pub mod me;
 pub mod messages;
+pub mod models;
 pub mod openapi;
+pub mod sse;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,11 +28,19 @@ pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(chats::get_chat, chats::update_chat, chats::delete_chat))
         .routes(routes!(messages::list_messages))
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            state.config.http.request_timeout,
-            request_timeout,
-        ));
-    let (router, document) = json_routes.split_for_parts();
+        .layer(axum::middleware::from_fn_with_state(state.config.http.request_timeout, request_timeout));
+    // Streaming routes: no request timeout (turns outlive it), a larger body (AI SDK sends the conversation).
+    let stream_routes = OpenApiRouter::new()
+        .routes(routes!(chat::post_chat))
+        .routes(routes!(chat::resume_chat))
+        .layer(DefaultBodyLimit::max(state.config.http.max_chat_body_bytes));
+    let control_routes = OpenApiRouter::new()
+        .routes(routes!(chat::stop_chat))
+        .routes(routes!(generations::get_generation))
+        .routes(routes!(models::list_models))
+        .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.config.http.request_timeout, request_timeout));
+    let (router, document) = json_routes.merge(stream_routes).merge(control_routes).split_for_parts();
     let router = router
         .route("/api/openapi.json", axum::routing::get(openapi::serve_document))
         .route("/api", axum::routing::any(not_found))

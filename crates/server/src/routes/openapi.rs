@@ -16,6 +16,7 @@ use utoipa::openapi::OpenApi as Document;
     tags(
         (name = "chats", description = "Create, list, search, rename and delete chats"),
         (name = "messages", description = "Chat history"),
+        (name = "chat", description = "Turns: stream an answer (AI SDK UI message stream), resume, stop, poll"),
         (name = "system", description = "Health and identity")
     )
 )]

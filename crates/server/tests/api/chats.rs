@@ -16,18 +16,10 @@ async fn create_get_rename_and_delete_a_chat(_: PgPoolOptions, connect: PgConnec
     let app = TestApp::spawn(connect).await;
 
     // Act
-    let created = app
-        .create_chat(ALICE, json!({"title": "  Trip to Lisbon  ", "scope": "ticket-42"}))
-        .await;
+    let created = app.create_chat(ALICE, json!({"title": "  Trip to Lisbon  ", "scope": "ticket-42"})).await;
     let fetched: ChatSummary = app.get(ALICE, &format!("/api/chats/{}", created.id)).await.parse();
-    let renamed = app
-        .json(
-            ALICE,
-            Method::PATCH,
-            &format!("/api/chats/{}", created.id),
-            json!({"title": "Lisbon 2027"}),
-        )
-        .await;
+    let renamed =
+        app.json(ALICE, Method::PATCH, &format!("/api/chats/{}", created.id), json!({"title": "Lisbon 2027"})).await;
     let deleted = app.delete(ALICE, &format!("/api/chats/{}", created.id)).await;
     let after_delete = app.get(ALICE, &format!("/api/chats/{}", created.id)).await;
 
@@ -52,11 +44,7 @@ async fn create_returns_201_with_a_location_and_defaults(_: PgPoolOptions, conne
     assert_eq!(chat.title, "New chat");
     assert_eq!(chat.model, None);
     assert_eq!(response.headers["location"], format!("/api/chats/{}", chat.id).as_str());
-    assert!(
-        response.json["created_at"].as_str().is_some_and(|t| t.ends_with('Z')),
-        "RFC 3339 UTC: {}",
-        response.json
-    );
+    assert!(response.json["created_at"].as_str().is_some_and(|t| t.ends_with('Z')), "RFC 3339 UTC: {}", response.json);
 }
 
 #[sqlx::test(migrations = false)]
@@ -116,10 +104,7 @@ async fn pages_cover_every_chat_once_even_when_times_tie(_: PgPoolOptions, conne
     assert_eq!(seen.iter().map(|c| c.id).collect::<HashSet<_>>().len(), 25);
     for pair in seen.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        assert!(
-            (a.updated_at, a.id) > (b.updated_at, b.id),
-            "out of order: {a:?} then {b:?}"
-        );
+        assert!((a.updated_at, a.id) > (b.updated_at, b.id), "out of order: {a:?} then {b:?}");
     }
 }
 
@@ -132,10 +117,7 @@ async fn an_exactly_full_last_page_has_no_next_cursor(_: PgPoolOptions, connect:
 
     let first: ChatPage = app.get(ALICE, "/api/chats?limit=2").await.parse();
     let cursor = first.next_cursor.expect("a second page");
-    let second: ChatPage = app
-        .get(ALICE, &format!("/api/chats?limit=2&cursor={cursor}"))
-        .await
-        .parse();
+    let second: ChatPage = app.get(ALICE, &format!("/api/chats?limit=2&cursor={cursor}")).await.parse();
 
     assert_eq!(second.chats.len(), 2);
     assert_eq!(second.next_cursor, None);
@@ -145,9 +127,7 @@ async fn an_exactly_full_last_page_has_no_next_cursor(_: PgPoolOptions, connect:
 async fn search_matches_title_and_message_words_by_prefix_ignoring_case(_: PgPoolOptions, connect: PgConnectOptions) {
     // Arrange
     let app = TestApp::spawn(connect).await;
-    let by_title = app
-        .create_chat(ALICE, json!({"title": "Lakebase migration plan"}))
-        .await;
+    let by_title = app.create_chat(ALICE, json!({"title": "Lakebase migration plan"})).await;
     let by_content = app.create_chat(ALICE, json!({"title": "Untitled"})).await;
     insert_messages(&app.db, by_content.id, 3, "We should MIGRATE the warehouse, step {i}").await;
     let unrelated = app.create_chat(ALICE, json!({"title": "Recipes"})).await;
@@ -166,10 +146,7 @@ async fn search_matches_title_and_message_words_by_prefix_ignoring_case(_: PgPoo
     assert_eq!(ids(&lake), HashSet::from([by_title.id]));
     assert_eq!(ids(&both_words), HashSet::from([by_content.id]));
     assert!(nothing.chats.is_empty());
-    assert!(
-        punctuation.chats.is_empty(),
-        "tsquery syntax in the input is not interpreted"
-    );
+    assert!(punctuation.chats.is_empty(), "tsquery syntax in the input is not interpreted");
 }
 
 #[sqlx::test(migrations = false)]
@@ -205,10 +182,7 @@ async fn search_results_page_like_the_plain_list(_: PgPoolOptions, connect: PgCo
 
     let first: ChatPage = app.get(ALICE, "/api/chats?q=report&limit=3").await.parse();
     let cursor = first.next_cursor.clone().expect("second page");
-    let second: ChatPage = app
-        .get(ALICE, &format!("/api/chats?q=report&limit=3&cursor={cursor}"))
-        .await
-        .parse();
+    let second: ChatPage = app.get(ALICE, &format!("/api/chats?q=report&limit=3&cursor={cursor}")).await.parse();
 
     assert_eq!(first.chats.len() + second.chats.len(), 5);
     assert_eq!(second.next_cursor, None);
@@ -217,14 +191,9 @@ async fn search_results_page_like_the_plain_list(_: PgPoolOptions, connect: PgCo
 #[sqlx::test(migrations = false)]
 async fn scope_filter_returns_only_that_scope(_: PgPoolOptions, connect: PgConnectOptions) {
     let app = TestApp::spawn(connect).await;
-    let a1 = app
-        .create_chat(ALICE, json!({"title": "a1", "scope": "notebook/1"}))
-        .await;
-    let a2 = app
-        .create_chat(ALICE, json!({"title": "a2", "scope": "notebook/1"}))
-        .await;
-    app.create_chat(ALICE, json!({"title": "b", "scope": "notebook/2"}))
-        .await;
+    let a1 = app.create_chat(ALICE, json!({"title": "a1", "scope": "notebook/1"})).await;
+    let a2 = app.create_chat(ALICE, json!({"title": "a2", "scope": "notebook/1"})).await;
+    app.create_chat(ALICE, json!({"title": "b", "scope": "notebook/2"})).await;
     app.create_chat(ALICE, json!({"title": "none"})).await;
 
     let page: ChatPage = app.get(ALICE, "/api/chats?scope=notebook%2F1").await.parse();
@@ -259,15 +228,8 @@ async fn renaming_does_not_move_a_chat_and_marks_the_title_as_the_users(_: PgPoo
     let app = TestApp::spawn(connect).await;
     let chat = app.create_chat(ALICE, json!({"title": "old"})).await;
 
-    let renamed: ChatSummary = app
-        .json(
-            ALICE,
-            Method::PATCH,
-            &format!("/api/chats/{}", chat.id),
-            json!({"title": "new"}),
-        )
-        .await
-        .parse();
+    let renamed: ChatSummary =
+        app.json(ALICE, Method::PATCH, &format!("/api/chats/{}", chat.id), json!({"title": "new"})).await.parse();
 
     assert_eq!(renamed.updated_at, chat.updated_at);
     let source: String = sqlx::query_scalar("select title_source from chat.chats where chat_id = $1")

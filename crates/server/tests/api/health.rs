@@ -22,14 +22,8 @@ async fn health_is_ok_when_the_database_answers(_: PgPoolOptions, connect: PgCon
 #[tokio::test]
 async fn health_is_503_when_the_database_is_unreachable() {
     // A pool pointing at a port where nothing listens.
-    let unreachable = PgConnectOptions::new()
-        .host("127.0.0.1")
-        .port(1)
-        .username("nobody")
-        .database("none");
-    let pool = PgPoolOptions::new()
-        .acquire_timeout(Duration::from_millis(500))
-        .connect_lazy_with(unreachable);
+    let unreachable = PgConnectOptions::new().host("127.0.0.1").port(1).username("nobody").database("none");
+    let pool = PgPoolOptions::new().acquire_timeout(Duration::from_millis(500)).connect_lazy_with(unreachable);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let app = TestApp::run(Application::with_parts(listener, state_with_pool(pool)));
 
@@ -40,10 +34,7 @@ async fn health_is_503_when_the_database_is_unreachable() {
     assert_eq!(health.json["database"], false);
     chats.assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     let message = chats.json["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        !message.contains("127.0.0.1") && !message.contains("pool"),
-        "no internals leak: {message}"
-    );
+    assert!(!message.contains("127.0.0.1") && !message.contains("pool"), "no internals leak: {message}");
 }
 
 #[sqlx::test(migrations = false)]
@@ -73,26 +64,14 @@ async fn the_openapi_document_is_generated_from_the_code(_: PgPoolOptions, conne
     assert_eq!(response.status, StatusCode::OK);
     let doc = &response.json;
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in [
-        "/api/health",
-        "/api/me",
-        "/api/chats",
-        "/api/chats/{id}",
-        "/api/chats/{id}/messages",
-    ] {
+    for path in ["/api/health", "/api/me", "/api/chats", "/api/chats/{id}", "/api/chats/{id}/messages"] {
         assert!(doc["paths"][path].is_object(), "missing {path}");
     }
     for method in ["get", "patch", "delete"] {
-        assert!(
-            doc["paths"]["/api/chats/{id}"][method].is_object(),
-            "missing {method} /api/chats/{{id}}"
-        );
+        assert!(doc["paths"]["/api/chats/{id}"][method].is_object(), "missing {method} /api/chats/{{id}}");
     }
     for schema in ["ChatSummary", "ChatPage", "ErrorBody", "MessagePage", "UiMessage"] {
-        assert!(
-            doc["components"]["schemas"][schema].is_object(),
-            "missing schema {schema}"
-        );
+        assert!(doc["components"]["schemas"][schema].is_object(), "missing schema {schema}");
     }
 }
 
@@ -101,12 +80,8 @@ async fn responses_carry_a_request_id_and_honour_the_proxys(_: PgPoolOptions, co
     let app = TestApp::spawn(connect).await;
 
     let generated = app.get(ALICE, "/api/me").await;
-    let forwarded = app
-        .send(
-            app.request(Some(ALICE), reqwest::Method::GET, "/api/me")
-                .header("x-request-id", "proxy-id-1"),
-        )
-        .await;
+    let forwarded =
+        app.send(app.request(Some(ALICE), reqwest::Method::GET, "/api/me").header("x-request-id", "proxy-id-1")).await;
 
     assert!(generated.headers.get("x-request-id").is_some());
     assert_eq!(forwarded.headers["x-request-id"], "proxy-id-1");

@@ -11,13 +11,9 @@ use crate::helpers::{ALICE, BOB, TestApp, insert_messages};
 async fn users_cannot_touch_each_others_chats(_: PgPoolOptions, connect: PgConnectOptions) {
     // Arrange
     let app = TestApp::spawn(connect).await;
-    let alices = app
-        .create_chat(ALICE, json!({"title": "alice secret plans", "scope": "shared-scope"}))
-        .await;
+    let alices = app.create_chat(ALICE, json!({"title": "alice secret plans", "scope": "shared-scope"})).await;
     insert_messages(&app.db, alices.id, 4, "confidential {i}").await;
-    let bobs = app
-        .create_chat(BOB, json!({"title": "bob's chat", "scope": "shared-scope"}))
-        .await;
+    let bobs = app.create_chat(BOB, json!({"title": "bob's chat", "scope": "shared-scope"})).await;
     let path = format!("/api/chats/{}", alices.id);
 
     // Act
@@ -35,10 +31,7 @@ async fn users_cannot_touch_each_others_chats(_: PgPoolOptions, connect: PgConne
     for response in [&get, &messages, &rename, &delete, &missing] {
         response.assert_error(StatusCode::NOT_FOUND, "not_found");
     }
-    assert_eq!(
-        get.json, missing.json,
-        "another user's chat looks exactly like a missing one"
-    );
+    assert_eq!(get.json, missing.json, "another user's chat looks exactly like a missing one");
     assert_eq!(list.chats.iter().map(|c| c.id).collect::<Vec<_>>(), vec![bobs.id]);
     assert!(search.chats.is_empty());
     assert!(title_search.chats.is_empty());

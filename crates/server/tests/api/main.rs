@@ -9,3 +9,6 @@ mod helpers;
 mod isolation;
 mod messages;
 mod migrations;
+mod recovery;
+mod streams;
+mod turns;

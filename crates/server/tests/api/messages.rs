@@ -48,28 +48,16 @@ async fn messages_have_the_ai_sdk_ui_message_shape(_: PgPoolOptions, connect: Pg
     .await
     .expect("fixture");
 
-    let response = app
-        .get(ALICE, &format!("/api/chats/{}/messages?limit=5", chat.id))
-        .await;
+    let response = app.get(ALICE, &format!("/api/chats/{}/messages?limit=5", chat.id)).await;
 
     assert_eq!(response.status, StatusCode::OK);
     let message = &response.json["messages"][0];
     assert_eq!(message["role"], "assistant");
-    assert_eq!(
-        message["parts"],
-        json!([{"type": "reasoning", "text": "hmm"}, {"type": "text", "text": "Hello"}])
-    );
+    assert_eq!(message["parts"], json!([{"type": "reasoning", "text": "hmm"}, {"type": "text", "text": "Hello"}]));
     assert_eq!(message["metadata"]["status"], "complete");
     assert_eq!(message["metadata"]["model"], "m");
-    assert_eq!(
-        message["metadata"]["usage"],
-        json!({"input_tokens": 12, "output_tokens": 3})
-    );
-    assert!(
-        message["id"]
-            .as_str()
-            .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
-    );
+    assert_eq!(message["metadata"]["usage"], json!({"input_tokens": 12, "output_tokens": 3}));
+    assert!(message["id"].as_str().is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()));
 }
 
 #[sqlx::test(migrations = false)]
@@ -77,10 +65,7 @@ async fn an_empty_chat_has_an_empty_history(_: PgPoolOptions, connect: PgConnect
     let app = TestApp::spawn(connect).await;
     let chat = app.create_chat(ALICE, json!({})).await;
 
-    let page: MessagePage = app
-        .get(ALICE, &format!("/api/chats/{}/messages", chat.id))
-        .await
-        .parse();
+    let page: MessagePage = app.get(ALICE, &format!("/api/chats/{}/messages", chat.id)).await.parse();
 
     assert!(page.messages.is_empty());
     assert_eq!(page.next_before, None);

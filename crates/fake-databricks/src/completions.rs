@@ -1,0 +1,179 @@
+//! OpenAI-compatible chat completions, as Databricks Model Serving answers them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::scenario::{Directives, Scenario, Step};
+use crate::{FakeState, RecordedRequest};
+
+/// `POST .../chat/completions`.
+pub async fn chat_completions(
+    State(state): State<Arc<FakeState>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return error_response(StatusCode::BAD_REQUEST, "request body is not JSON");
+    };
+    state.record(RecordedRequest {
+        path: uri.path().to_owned(),
+        authorization: headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        body: request.clone(),
+    });
+    // Databricks serving endpoints reject this field (PROTOCOLS.md §B.4); so does the fake, to keep the app honest.
+    if request.get("stream_options").is_some() {
+        return error_response(StatusCode::BAD_REQUEST, "json: unknown field \"stream_options\"");
+    }
+    let model = request["model"].as_str().unwrap_or("fake-model").to_owned();
+    let user_text = last_user_text(&request);
+    let scenario = state
+        .next_scenario(&model)
+        .unwrap_or_else(|| Directives::parse(&user_text).unwrap_or_default().scenario(&user_text, state.token_delay()));
+    if scenario.status != 200 {
+        let mut response = (
+            StatusCode::from_u16(scenario.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            scenario.body.clone().unwrap_or_default(),
+        )
+            .into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        add_headers(&mut response, &scenario);
+        return response;
+    }
+    if request["stream"].as_bool() != Some(true) {
+        return complete_response(&scenario, &model).await;
+    }
+    let mut response = Response::new(Body::from_stream(sse_stream(scenario.clone(), model)));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    add_headers(&mut response, &scenario);
+    response
+}
+
+fn add_headers(response: &mut Response, scenario: &Scenario) {
+    for (name, value) in &scenario.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({"error": {"message": message, "type": "invalid_request_error"}}))).into_response()
+}
+
+/// Text of the last user message, whether `content` is a string or a list of parts.
+fn last_user_text(request: &Value) -> String {
+    let Some(messages) = request["messages"].as_array() else { return String::new() };
+    let Some(last) = messages.iter().rev().find(|m| m["role"] == "user") else { return String::new() };
+    match &last["content"] {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+        _ => String::new(),
+    }
+}
+
+fn chunk(model: &str, delta: Value, finish_reason: Option<&str>) -> Value {
+    json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1_763_800_000,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    })
+}
+
+/// The SSE text for one step, or `None` for steps that are not data.
+fn step_data(step: &Step, model: &str) -> Option<String> {
+    let value = match step {
+        Step::Text { text } => chunk(model, json!({"content": text}), None),
+        Step::TextParts { text } => chunk(model, json!({"content": [{"type": "text", "text": text}]}), None),
+        Step::Reasoning { text } => chunk(
+            model,
+            json!({"content": [{"type": "reasoning", "summary": [{"type": "summary_text", "text": text}]}]}),
+            None,
+        ),
+        Step::ReasoningContent { text } => chunk(model, json!({"reasoning_content": text}), None),
+        Step::Finish { reason } => chunk(model, json!({}), Some(reason)),
+        Step::Usage { prompt_tokens, completion_tokens } => json!({
+            "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_763_800_000, "model": model,
+            "choices": [],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }),
+        Step::Error { message } => json!({"error": {"message": message, "type": "server_error", "code": 500}}),
+        Step::DatabricksError { error_code, message } => json!({"error_code": error_code, "message": message}),
+        Step::Raw { data } => return Some(format!("data: {data}\n\n")),
+        Step::Done => return Some("data: [DONE]\n\n".to_owned()),
+        Step::Comment => return Some(": ping\n\n".to_owned()),
+        Step::Delay { .. } | Step::Abort | Step::Hang => return None,
+    };
+    Some(format!("data: {value}\n\n"))
+}
+
+/// The response body: a role chunk, then the scenario's steps.
+fn sse_stream(scenario: Scenario, model: String) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let first = format!("data: {}\n\n", chunk(&model, json!({"role": "assistant", "content": ""}), None));
+    let step_delay = Duration::from_millis(scenario.step_delay_ms);
+    let steps = futures::stream::iter(scenario.steps);
+    let body = steps.then(move |step| {
+        let model = model.clone();
+        async move {
+            match &step {
+                Step::Delay { ms } => {
+                    tokio::time::sleep(Duration::from_millis(*ms)).await;
+                    None
+                }
+                Step::Hang => {
+                    std::future::pending::<()>().await;
+                    None
+                }
+                Step::Abort => Some(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "fake abort"))),
+                _ => {
+                    if !step_delay.is_zero() {
+                        tokio::time::sleep(step_delay).await;
+                    }
+                    step_data(&step, &model).map(|data| Ok(Bytes::from(data)))
+                }
+            }
+        }
+    });
+    futures::stream::once(async move { Some(Ok(Bytes::from(first))) })
+        .chain(body)
+        .filter_map(|item| async move { item })
+        // Stop at the first error so the connection is cut right there.
+        .scan(false, |failed, item: Result<Bytes, std::io::Error>| {
+            let out = if *failed { None } else { Some(item) };
+            if let Some(Err(_)) = &out {
+                *failed = true;
+            }
+            futures::future::ready(out)
+        })
+}
+
+/// A non-streaming completion assembled from the scenario's text steps.
+async fn complete_response(scenario: &Scenario, model: &str) -> Response {
+    let mut text = String::new();
+    for step in &scenario.steps {
+        match step {
+            Step::Text { text: t } | Step::TextParts { text: t } => text.push_str(t),
+            Step::Error { message } => return error_response(StatusCode::INTERNAL_SERVER_ERROR, message),
+            _ => {}
+        }
+    }
+    axum::Json(json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1_763_800_000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }))
+    .into_response()
+}

@@ -1,0 +1,236 @@
+//! A local fake of the Databricks APIs the chat app calls, served over real HTTP.
+//!
+//! Tests start it in-process ([`FakeWorkspace::start`]) and script it directly; the browser tests and benchmarks
+//! run the `fake-databricks` binary and script it over HTTP (`POST /__fake/scenarios`) or with directives in the
+//! user's message (`[[fake tokens=500 delay_ms=20]]`, see [`scenario::Directives`]).
+//!
+//! Served routes:
+//! - `POST /serving-endpoints/chat/completions` (also `/v1/chat/completions`, `/chat/completions`):
+//!   OpenAI-compatible chat completions, streaming (`stream: true`) or not.
+//! - `POST /__fake/scenarios` (queue scripted answers), `GET /__fake/requests` (what the app sent),
+//!   `POST /__fake/reset`.
+
+pub mod completions;
+pub mod scenario;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+pub use scenario::{Directives, Scenario, Step};
+
+/// What the fake saw of one request to the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    /// Request path.
+    pub path: String,
+    /// `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// Parsed JSON body.
+    pub body: serde_json::Value,
+}
+
+/// Settings of the fake.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    /// Pause between generated tokens when no directive says otherwise.
+    pub token_delay: Duration,
+    /// Record requests for `requests()` (off for benchmarks, where it would only grow).
+    pub record_requests: bool,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        Self { token_delay: Duration::ZERO, record_requests: true }
+    }
+}
+
+/// Shared state of the fake.
+#[derive(Default)]
+pub struct FakeState {
+    config: Mutex<FakeConfigInner>,
+    scenarios: Mutex<VecDeque<Scenario>>,
+    model_replies: Mutex<Vec<(String, Scenario)>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+}
+
+#[derive(Default)]
+struct FakeConfigInner {
+    token_delay: Duration,
+    record_requests: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these plain collections inconsistent.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl FakeState {
+    /// The scenario for a request to `model`: its fixed reply if it has one, else the next queued scenario.
+    pub fn next_scenario(&self, model: &str) -> Option<Scenario> {
+        if let Some((_, scenario)) = lock(&self.model_replies).iter().find(|(m, _)| m == model) {
+            return Some(scenario.clone());
+        }
+        lock(&self.scenarios).pop_front()
+    }
+
+    /// Answers every request to `model` with this scenario (e.g. a title model), leaving the queue alone.
+    pub fn set_model_reply(&self, model: &str, scenario: Scenario) {
+        lock(&self.model_replies).push((model.to_owned(), scenario));
+    }
+
+    /// Queues scenarios, answered in order by the next requests.
+    pub fn push(&self, scenarios: impl IntoIterator<Item = Scenario>) {
+        lock(&self.scenarios).extend(scenarios);
+    }
+
+    /// Records a request.
+    pub fn record(&self, request: RecordedRequest) {
+        if lock(&self.config).record_requests {
+            lock(&self.requests).push(request);
+        }
+    }
+
+    /// All recorded requests.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// Default pause between tokens.
+    pub fn token_delay(&self) -> Duration {
+        lock(&self.config).token_delay
+    }
+
+    /// Clears scenarios and recorded requests.
+    pub fn reset(&self) {
+        lock(&self.scenarios).clear();
+        lock(&self.model_replies).clear();
+        lock(&self.requests).clear();
+    }
+}
+
+/// The fake's routes.
+pub fn router(state: Arc<FakeState>) -> Router {
+    Router::new()
+        .route("/serving-endpoints/chat/completions", post(completions::chat_completions))
+        .route("/v1/chat/completions", post(completions::chat_completions))
+        .route("/chat/completions", post(completions::chat_completions))
+        .route("/__fake/scenarios", post(control::push_scenarios))
+        .route("/__fake/requests", get(control::requests))
+        .route("/__fake/reset", post(control::reset))
+        .with_state(state)
+}
+
+/// A running fake on a random local port; stops when dropped.
+pub struct FakeWorkspace {
+    addr: SocketAddr,
+    state: Arc<FakeState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeWorkspace {
+    /// Starts a fake with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(FakeConfig::default()).await
+    }
+
+    /// Starts a fake with the given settings on `127.0.0.1:0`.
+    pub async fn start_with(config: FakeConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind fake: {e}"));
+        Self::serve(listener, config)
+    }
+
+    /// Serves on an already bound listener.
+    pub fn serve(listener: tokio::net::TcpListener, config: FakeConfig) -> Self {
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("fake address: {e}"));
+        let state = Arc::new(FakeState::default());
+        {
+            let mut inner = lock(&state.config);
+            inner.token_delay = config.token_delay;
+            inner.record_requests = config.record_requests;
+        }
+        let app = router(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The OpenAI-compatible base URL, as Databricks serves it: `http://127.0.0.1:<port>/serving-endpoints`.
+    pub fn serving_base_url(&self) -> String {
+        format!("{}/serving-endpoints", self.url())
+    }
+
+    /// Queues a scripted answer for the next request.
+    pub fn push(&self, scenario: Scenario) {
+        self.state.push([scenario]);
+    }
+
+    /// Answers every request to `model` with this scenario.
+    pub fn set_model_reply(&self, model: &str, scenario: Scenario) {
+        self.state.set_model_reply(model, scenario);
+    }
+
+    /// The requests received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests()
+    }
+
+    /// The requests received so far for one model.
+    pub fn requests_for(&self, model: &str) -> Vec<RecordedRequest> {
+        self.state.requests().into_iter().filter(|r| r.body["model"] == model).collect()
+    }
+
+    /// The shared state (for advanced scripting).
+    pub fn state(&self) -> &Arc<FakeState> {
+        &self.state
+    }
+}
+
+impl Drop for FakeWorkspace {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+mod control {
+    //! Scripting the fake over HTTP.
+
+    use std::sync::Arc;
+
+    use axum::Json;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+
+    use super::{FakeState, RecordedRequest, Scenario};
+
+    /// `POST /__fake/scenarios` with a JSON array of scenarios.
+    pub async fn push_scenarios(
+        State(state): State<Arc<FakeState>>,
+        Json(scenarios): Json<Vec<Scenario>>,
+    ) -> StatusCode {
+        state.push(scenarios);
+        StatusCode::NO_CONTENT
+    }
+
+    /// `GET /__fake/requests`.
+    pub async fn requests(State(state): State<Arc<FakeState>>) -> Json<Vec<RecordedRequest>> {
+        Json(state.requests())
+    }
+
+    /// `POST /__fake/reset`.
+    pub async fn reset(State(state): State<Arc<FakeState>>) -> StatusCode {
+        state.reset();
+        StatusCode::NO_CONTENT
+    }
+}

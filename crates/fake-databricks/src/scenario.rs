@@ -1,0 +1,347 @@
+//! Scripted answers: a [`Scenario`] is an HTTP status and a list of [`Step`]s, built explicitly by a test or
+//! derived from [`Directives`] written into the user's message.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One scripted answer to a chat-completions request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// HTTP status; anything but 200 answers with `body` instead of a stream.
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    /// Extra response headers (e.g. `Retry-After`).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Body of a non-200 answer.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Stream content, in order.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// Pause before every content step.
+    #[serde(default)]
+    pub step_delay_ms: u64,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+/// One thing the fake does while streaming.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Step {
+    /// `delta.content` as a string.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// `delta.content` as a list with one text item (GPT-OSS style).
+    TextParts {
+        /// The text.
+        text: String,
+    },
+    /// `delta.content` as a list with one reasoning item (Databricks Claude/GPT-OSS style).
+    Reasoning {
+        /// The reasoning text.
+        text: String,
+    },
+    /// `delta.reasoning_content` (vLLM/DeepSeek style).
+    ReasoningContent {
+        /// The reasoning text.
+        text: String,
+    },
+    /// A raw `data:` payload, sent verbatim (malformed chunks).
+    Raw {
+        /// The payload.
+        data: String,
+    },
+    /// An SSE comment line (`: ping`).
+    Comment,
+    /// A pause.
+    Delay {
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// A chunk with empty choices and token usage.
+    Usage {
+        /// Prompt tokens.
+        prompt_tokens: u64,
+        /// Completion tokens.
+        completion_tokens: u64,
+    },
+    /// A chunk with an empty delta and a finish reason.
+    Finish {
+        /// e.g. `stop`, `length`.
+        reason: String,
+    },
+    /// An OpenAI-style error event: `data: {"error":{"message":...}}`.
+    Error {
+        /// Error message.
+        message: String,
+    },
+    /// A Databricks-style error event: `data: {"error_code":...,"message":...}`.
+    DatabricksError {
+        /// e.g. `REQUEST_LIMIT_EXCEEDED`.
+        error_code: String,
+        /// Error message.
+        message: String,
+    },
+    /// `data: [DONE]`.
+    Done,
+    /// Cuts the connection without finishing the response.
+    Abort,
+    /// Sends nothing more, ever (until the client gives up).
+    Hang,
+}
+
+impl Scenario {
+    /// A 200 stream of the given steps.
+    pub fn stream(steps: Vec<Step>) -> Self {
+        Scenario { status: 200, headers: Vec::new(), body: None, steps, step_delay_ms: 0 }
+    }
+
+    /// A streamed answer made of these text tokens, then usage, a stop and `[DONE]`.
+    pub fn tokens<S: Into<String>>(tokens: impl IntoIterator<Item = S>) -> Self {
+        let mut steps: Vec<Step> = tokens.into_iter().map(|t| Step::Text { text: t.into() }).collect();
+        let count = steps.len() as u64;
+        steps.push(Step::Finish { reason: "stop".into() });
+        steps.push(Step::Usage { prompt_tokens: 10, completion_tokens: count });
+        steps.push(Step::Done);
+        Scenario::stream(steps)
+    }
+
+    /// A non-200 answer with an OpenAI-style error body.
+    pub fn http_error(status: u16, message: &str) -> Self {
+        let body = serde_json::json!({"error": {"message": message, "type": "fake_error", "code": status}});
+        Scenario { status, headers: Vec::new(), body: Some(body.to_string()), steps: Vec::new(), step_delay_ms: 0 }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets a pause before every content step.
+    pub fn with_step_delay(mut self, delay: Duration) -> Self {
+        self.step_delay_ms = delay.as_millis() as u64;
+        self
+    }
+}
+
+/// Directives in a user message: `[[fake key=value ...]]`. They let browser tests and benchmarks script the fake
+/// through the real UI or API.
+///
+/// | key | effect |
+/// |---|---|
+/// | `tokens=N` | answer with N numbered words `w1 w2 ... wN` instead of echoing |
+/// | `delay_ms=D` | pause D ms before each token |
+/// | `reasoning=N` | first stream N reasoning words `r1 ... rN` |
+/// | `think=N` | first stream N words inside `<think>...</think>` in the text |
+/// | `status=S` | answer HTTP S with an error body (with `retry_after=R` as `Retry-After`) |
+/// | `fail_after=N` | after N tokens, send an error event |
+/// | `abort_after=N` | after N tokens, cut the connection |
+/// | `stall_after=N` + `stall_ms=D` | after N tokens, say nothing for D ms |
+/// | `malformed_after=N` | after N tokens, send a chunk that is not JSON |
+/// | `markdown=1` | answer with a fixed markdown sample (heading, list, table, code block) |
+/// | `html=1` | answer with HTML that must never run (`<script>`, `<img onerror>`) |
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directives {
+    /// `tokens`.
+    pub tokens: Option<usize>,
+    /// `delay_ms`.
+    pub delay_ms: Option<u64>,
+    /// `reasoning`.
+    pub reasoning: usize,
+    /// `think`.
+    pub think: usize,
+    /// `status`.
+    pub status: Option<u16>,
+    /// `retry_after`.
+    pub retry_after: Option<u64>,
+    /// `fail_after`.
+    pub fail_after: Option<usize>,
+    /// `abort_after`.
+    pub abort_after: Option<usize>,
+    /// `stall_after`.
+    pub stall_after: Option<usize>,
+    /// `stall_ms`.
+    pub stall_ms: u64,
+    /// `malformed_after`.
+    pub malformed_after: Option<usize>,
+    /// `markdown`.
+    pub markdown: bool,
+    /// `html`.
+    pub html: bool,
+}
+
+/// The markdown sample of `markdown=1`.
+pub const MARKDOWN_SAMPLE: &str = "## Result\n\nHere is a list:\n\n- first item\n- second **bold** item\n\n| Name | Value |\n|---|---|\n| alpha | 1 |\n| beta | 2 |\n\n```rust\nfn main() {\n    println!(\"hello\");\n}\n```\n\nDone.";
+
+/// The HTML sample of `html=1`: none of it may execute in the browser.
+pub const HTML_SAMPLE: &str = "Look: <script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\"> <a href=\"javascript:window.__pwned=3\">link</a> end.";
+
+impl Directives {
+    /// Finds `[[fake ...]]` in a message; `None` when there is none.
+    pub fn parse(text: &str) -> Option<Self> {
+        let start = text.find("[[fake")?;
+        let rest = &text[start + "[[fake".len()..];
+        let end = rest.find("]]")?;
+        let mut directives = Directives::default();
+        for pair in rest[..end].split_whitespace() {
+            let Some((key, value)) = pair.split_once('=') else { continue };
+            let number = value.parse::<u64>().ok();
+            match (key, number) {
+                ("tokens", Some(n)) => directives.tokens = Some(n as usize),
+                ("delay_ms", Some(n)) => directives.delay_ms = Some(n),
+                ("reasoning", Some(n)) => directives.reasoning = n as usize,
+                ("think", Some(n)) => directives.think = n as usize,
+                ("status", Some(n)) => directives.status = u16::try_from(n).ok(),
+                ("retry_after", Some(n)) => directives.retry_after = Some(n),
+                ("fail_after", Some(n)) => directives.fail_after = Some(n as usize),
+                ("abort_after", Some(n)) => directives.abort_after = Some(n as usize),
+                ("stall_after", Some(n)) => directives.stall_after = Some(n as usize),
+                ("stall_ms", Some(n)) => directives.stall_ms = n,
+                ("malformed_after", Some(n)) => directives.malformed_after = Some(n as usize),
+                ("markdown", Some(n)) => directives.markdown = n > 0,
+                ("html", Some(n)) => directives.html = n > 0,
+                _ => {}
+            }
+        }
+        Some(directives)
+    }
+
+    /// The scenario these directives describe, answering `user_text`.
+    pub fn scenario(&self, user_text: &str, default_delay: Duration) -> Scenario {
+        if let Some(status) = self.status {
+            let mut scenario = Scenario::http_error(status, &format!("fake upstream error {status}"));
+            if let Some(seconds) = self.retry_after {
+                scenario = scenario.with_header("retry-after", &seconds.to_string());
+            }
+            return scenario;
+        }
+        let delay = self.delay_ms.map(Duration::from_millis).unwrap_or(default_delay);
+        let mut steps = Vec::new();
+        let push = |steps: &mut Vec<Step>, step: Step| {
+            if !delay.is_zero() {
+                steps.push(Step::Delay { ms: delay.as_millis() as u64 });
+            }
+            steps.push(step);
+        };
+        for i in 1..=self.reasoning {
+            push(&mut steps, Step::Reasoning { text: format!("{}r{i}", if i == 1 { "" } else { " " }) });
+        }
+        if self.think > 0 {
+            push(&mut steps, Step::Text { text: "<think>".into() });
+            for i in 1..=self.think {
+                push(&mut steps, Step::Text { text: format!("{}t{i}", if i == 1 { "" } else { " " }) });
+            }
+            push(&mut steps, Step::Text { text: "</think>".into() });
+        }
+        let words = self.answer_tokens(user_text);
+        let count = words.len() as u64;
+        for (index, word) in words.into_iter().enumerate() {
+            if self.fail_after == Some(index) {
+                steps.push(Step::Error { message: "fake failure mid-stream".into() });
+                return Scenario::stream(steps);
+            }
+            if self.abort_after == Some(index) {
+                // Let the tokens already sent reach the client before the connection drops.
+                steps.push(Step::Delay { ms: delay.as_millis() as u64 });
+                steps.push(Step::Abort);
+                return Scenario::stream(steps);
+            }
+            if self.malformed_after == Some(index) {
+                steps.push(Step::Raw { data: "{\"choices\": [ this is not json".into() });
+            }
+            if self.stall_after == Some(index) {
+                steps.push(Step::Delay { ms: self.stall_ms });
+            }
+            push(&mut steps, Step::Text { text: word });
+        }
+        steps.push(Step::Finish { reason: "stop".into() });
+        steps.push(Step::Usage { prompt_tokens: (user_text.len() as u64 / 4).max(1), completion_tokens: count });
+        steps.push(Step::Done);
+        Scenario::stream(steps)
+    }
+
+    fn answer_tokens(&self, user_text: &str) -> Vec<String> {
+        if self.markdown {
+            return split_tokens(MARKDOWN_SAMPLE);
+        }
+        if self.html {
+            return split_tokens(HTML_SAMPLE);
+        }
+        match self.tokens {
+            Some(n) => numbered_words(n),
+            None => echo_tokens(user_text),
+        }
+    }
+}
+
+/// `w1`, ` w2`, ..., ` wN`: easy to check for gaps and duplicates.
+pub fn numbered_words(n: usize) -> Vec<String> {
+    (1..=n).map(|i| if i == 1 { format!("w{i}") } else { format!(" w{i}") }).collect()
+}
+
+/// The text `numbered_words(n)` adds up to.
+pub fn numbered_text(n: usize) -> String {
+    numbered_words(n).concat()
+}
+
+/// The default answer: `You said: <text>`, one token per word.
+pub fn echo_tokens(user_text: &str) -> Vec<String> {
+    let stripped = match (user_text.find("[[fake"), user_text.find("]]")) {
+        (Some(start), Some(end)) if end > start => format!("{}{}", &user_text[..start], &user_text[end + 2..]),
+        _ => user_text.to_owned(),
+    };
+    split_tokens(&format!("You said: {}", stripped.trim()))
+}
+
+/// Splits text into tokens that keep their leading whitespace, so their concatenation is the text.
+pub fn split_tokens(text: &str) -> Vec<String> {
+    let mut tokens: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut in_word = false;
+    for ch in text.chars() {
+        if ch.is_whitespace() {
+            if in_word {
+                tokens.push(std::mem::take(&mut current));
+                in_word = false;
+            }
+            current.push(ch);
+        } else {
+            current.push(ch);
+            in_word = true;
+        }
+    }
+    if !current.is_empty() {
+        tokens.push(current);
+    }
+    tokens
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_are_found_anywhere_in_the_message() {
+        let directives = Directives::parse("please [[fake tokens=5 delay_ms=20 fail_after=3]] thanks").expect("found");
+        assert_eq!(directives.tokens, Some(5));
+        assert_eq!(directives.delay_ms, Some(20));
+        assert_eq!(directives.fail_after, Some(3));
+        assert_eq!(Directives::parse("no directives here"), None);
+    }
+
+    #[test]
+    fn tokens_concatenate_back_to_the_text() {
+        let text = "  Hello,\n\nworld  of   tokens ";
+        assert_eq!(split_tokens(text).concat(), text);
+        assert_eq!(numbered_text(3), "w1 w2 w3");
+        assert_eq!(echo_tokens("hi [[fake delay_ms=1]] there").concat(), "You said: hi  there");
+    }
+}

@@ -1,0 +1,122 @@
+//! Following a generation that does not run in this process: replay its stored events, then wait for more
+//! (announced through PostgreSQL notifications, with a polling fallback) until its `finish` chunk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shared::{MessagePart, MessageStatus, StreamMetadata, UiChunk};
+use uuid::Uuid;
+
+use super::log::{PartKind, TurnLog};
+use super::{ChunkStream, Inner};
+use crate::db::generations;
+use crate::error::ApiError;
+
+/// Longest wait between two looks at the stored log when no notification arrives.
+const POLL_FALLBACK: Duration = Duration::from_secs(1);
+
+/// Events of a generation run elsewhere (or already finished), after `after`.
+pub(super) async fn stored(inner: &Arc<Inner>, generation_id: Uuid, after: u64) -> Result<ChunkStream, ApiError> {
+    if generations::generation_state(&inner.db, generation_id).await?.is_none() {
+        // The event log is gone (retention): rebuild the whole answer from the stored message.
+        return Ok(Box::pin(futures::stream::iter(
+            synthesized(inner, generation_id).await?.into_iter().skip(after as usize),
+        )));
+    }
+    let inner = inner.clone();
+    let mut flushed = inner.flushed.subscribe();
+    Ok(Box::pin(async_stream::stream! {
+        let mut cursor = after;
+        loop {
+            let batches = match generations::events_after(&inner.db, generation_id, cursor as i64).await {
+                Ok(batches) => batches,
+                Err(error) => {
+                    tracing::warn!(generation.id = %generation_id, error = %error, "reading stored events failed; retrying");
+                    tokio::time::sleep(POLL_FALLBACK).await;
+                    continue;
+                }
+            };
+            let mut finished = false;
+            for (first_seq, events) in batches {
+                for (offset, chunk) in events.into_iter().enumerate() {
+                    let seq = first_seq as u64 + offset as u64;
+                    if seq <= cursor {
+                        continue;
+                    }
+                    cursor = seq;
+                    finished |= chunk.is_finish();
+                    yield (seq, chunk);
+                }
+            }
+            if finished {
+                break;
+            }
+            match generations::generation_state(&inner.db, generation_id).await {
+                // Finished without a stored `finish` (e.g. purged mid-read): nothing more will come.
+                Ok(Some(state)) if !state.running && cursor as i64 >= state.last_event_seq => break,
+                Ok(None) => break,
+                _ => {}
+            }
+            let wait_for_flush = async {
+                loop {
+                    match flushed.recv().await {
+                        Ok(id) if id == generation_id => return,
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            tokio::select! {
+                () = inner.closing.cancelled() => break,
+                _ = tokio::time::timeout(POLL_FALLBACK, wait_for_flush) => {}
+            }
+        }
+    }))
+}
+
+/// A complete stream rebuilt from a stored assistant message (its original event log expired).
+async fn synthesized(inner: &Inner, generation_id: Uuid) -> Result<Vec<(u64, UiChunk)>, ApiError> {
+    let row = sqlx::query!(
+        // language=PostgreSQL
+        r#"
+        select m.chat_id, m.parts as "parts: sqlx::types::Json<Vec<MessagePart>>", m.status, m.model, m.error,
+               m.created_at, m.seq, c.title
+        from chat.messages m join chat.chats c on c.chat_id = m.chat_id
+        where m.message_id = $1
+        "#,
+        generation_id
+    )
+    .fetch_optional(&inner.db)
+    .await?
+    .ok_or(ApiError::NotFound("generation"))?;
+    let status = MessageStatus::parse(&row.status).unwrap_or(MessageStatus::Error);
+    let mut log = TurnLog::default();
+    log.push_control(UiChunk::Start {
+        message_id: Some(generation_id.to_string()),
+        message_metadata: Some(StreamMetadata {
+            status: Some(MessageStatus::Streaming),
+            model: row.model.clone(),
+            created_at: Some(row.created_at),
+            chat_id: Some(row.chat_id),
+            seq: Some(row.seq),
+            ..StreamMetadata::default()
+        }),
+    });
+    log.push_control(UiChunk::chat(row.chat_id, row.title));
+    log.push_control(UiChunk::StartStep);
+    for part in &row.parts.0 {
+        let kind = if part.is_text() { PartKind::Text } else { PartKind::Reasoning };
+        log.close_part();
+        log.push_content(kind, part.text());
+    }
+    log.close_part();
+    if let Some(error) = &row.error {
+        log.push_control(UiChunk::Error { error_text: error.clone() });
+    }
+    log.push_control(UiChunk::FinishStep);
+    log.push_control(UiChunk::Finish {
+        message_metadata: Some(StreamMetadata { status: Some(status), error: row.error, ..StreamMetadata::default() }),
+    });
+    Ok((1..=log.len()).filter_map(|seq| log.chunk(seq).map(|chunk| (seq, chunk))).collect())
+}

@@ -1,0 +1,137 @@
+//! The prompt: the system prompt plus the chat's stored history (never the client's copy), trimmed to a token
+//! budget by dropping the oldest messages first.
+
+use shared::{MessagePart, Role};
+
+use crate::llm::{PromptMessage, PromptRole};
+
+/// Rough tokens of a text: about four characters per token for English, plus a few for the message framing.
+/// Only used to decide what to drop; the model's own count is never exceeded by much because budgets are far
+/// below context windows.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.chars().count().div_ceil(4) + 4
+}
+
+/// Builds the prompt from stored messages given newest first.
+///
+/// Only answer text goes back to the model (reasoning is the model's scratchpad). Empty messages (e.g. an answer
+/// that failed before any text) are dropped, consecutive messages of one role are merged and the history starts
+/// with a user message, because several endpoints require alternating roles. The newest user message is always
+/// kept, even alone over budget.
+pub fn build_prompt(
+    system_prompt: Option<&str>,
+    newest_first: &[(Role, Vec<MessagePart>)],
+    budget: usize,
+) -> Vec<PromptMessage> {
+    let system = system_prompt.filter(|s| !s.trim().is_empty());
+    let mut remaining = budget.saturating_sub(system.map_or(0, estimate_tokens));
+    let mut kept: Vec<PromptMessage> = Vec::new();
+    for (role, parts) in newest_first {
+        let role = match role {
+            Role::User => PromptRole::User,
+            Role::Assistant => PromptRole::Assistant,
+            Role::System | Role::Tool => continue,
+        };
+        let text: String = parts.iter().filter(|p| p.is_text()).map(MessagePart::text).collect();
+        if text.trim().is_empty() {
+            continue;
+        }
+        let cost = estimate_tokens(&text);
+        if cost > remaining && !kept.is_empty() {
+            break;
+        }
+        remaining = remaining.saturating_sub(cost);
+        kept.push(PromptMessage { role, content: text });
+    }
+    kept.reverse();
+    // Merge runs of one role (oldest first now).
+    let mut merged: Vec<PromptMessage> = Vec::with_capacity(kept.len() + 1);
+    for message in kept {
+        match merged.last_mut() {
+            Some(last) if last.role == message.role => {
+                last.content.push_str("\n\n");
+                last.content.push_str(&message.content);
+            }
+            _ => merged.push(message),
+        }
+    }
+    while merged.first().is_some_and(|m| m.role != PromptRole::User) {
+        merged.remove(0);
+    }
+    if let Some(system) = system {
+        merged.insert(0, PromptMessage { role: PromptRole::System, content: system.to_owned() });
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(t: &str) -> Vec<MessagePart> {
+        vec![MessagePart::Text { text: t.into() }]
+    }
+
+    fn roles(prompt: &[PromptMessage]) -> Vec<(PromptRole, &str)> {
+        prompt.iter().map(|m| (m.role, m.content.as_str())).collect()
+    }
+
+    #[test]
+    fn keeps_order_system_prompt_first_and_drops_reasoning() {
+        let history = vec![
+            (Role::User, text("second question")),
+            (
+                Role::Assistant,
+                vec![
+                    MessagePart::Reasoning { text: "secret".into() },
+                    MessagePart::Text { text: "first answer".into() },
+                ],
+            ),
+            (Role::User, text("first question")),
+        ];
+        let prompt = build_prompt(Some("Be brief."), &history, 10_000);
+        assert_eq!(
+            roles(&prompt),
+            vec![
+                (PromptRole::System, "Be brief."),
+                (PromptRole::User, "first question"),
+                (PromptRole::Assistant, "first answer"),
+                (PromptRole::User, "second question"),
+            ]
+        );
+    }
+
+    #[test]
+    fn trims_the_oldest_messages_to_the_budget_and_keeps_the_system_prompt() {
+        let long = "x".repeat(400); // ~104 tokens each
+        let history = vec![
+            (Role::User, text(&long)),
+            (Role::Assistant, text(&long)),
+            (Role::User, text(&long)),
+            (Role::Assistant, text(&long)),
+            (Role::User, text(&long)),
+        ];
+        let prompt = build_prompt(Some("sys"), &history, 330);
+        assert_eq!(prompt[0].role, PromptRole::System);
+        assert_eq!(prompt.len(), 4, "system + the newest three messages fit");
+        assert_eq!(prompt[1].role, PromptRole::User);
+    }
+
+    #[test]
+    fn the_newest_message_is_kept_even_over_budget() {
+        let prompt = build_prompt(None, &[(Role::User, text(&"y".repeat(10_000)))], 10);
+        assert_eq!(prompt.len(), 1);
+    }
+
+    #[test]
+    fn merges_runs_skips_empty_answers_and_starts_with_a_user_message() {
+        let history = vec![
+            (Role::User, text("again")),
+            (Role::Assistant, text("")),
+            (Role::User, text("hello")),
+            (Role::Assistant, text("orphan answer")),
+        ];
+        let prompt = build_prompt(None, &history, 10_000);
+        assert_eq!(roles(&prompt), vec![(PromptRole::User, "hello\n\nagain")]);
+    }
+}

@@ -1,0 +1,288 @@
+//! The turn engine: runs each assistant answer as its own task, detached from the HTTP request that started it.
+//!
+//! A turn is stored before the model is called (user message + an assistant message with status `streaming`,
+//! in one transaction). Its events go to an in-memory [`log::TurnLog`] that local subscribers read, and are
+//! checkpointed to PostgreSQL at least once a second so any process can replay them (resume after a refresh, a
+//! proxy cut, or on another replica). Every exit writes a terminal status: `complete`, `stopped`, `error`, or —
+//! when the process dies — `interrupted`, set by whichever process notices first (see [`background`]).
+
+mod background;
+mod follow;
+pub mod history;
+mod live;
+pub mod log;
+mod producer;
+mod start;
+pub mod title;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::Stream;
+use shared::{GenerationView, MessageStatus, StopResponse, UiChunk};
+use sqlx::PgPool;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::config::{Config, EngineConfig};
+use crate::db::{chats, generations};
+use crate::error::ApiError;
+use crate::llm::{ChatModel, ModelCatalog};
+
+pub use live::{CancelReason, LiveTurn};
+pub use start::TurnInput;
+
+/// A stream of `(sequence number, chunk)` that ends after the turn's `finish` chunk.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = (u64, UiChunk)> + Send>>;
+
+/// How prompts are built and sampled.
+#[derive(Clone, Debug)]
+pub struct PromptSettings {
+    /// System prompt.
+    pub system_prompt: Option<String>,
+    /// Temperature.
+    pub temperature: Option<f32>,
+    /// Output token limit.
+    pub max_tokens: Option<u32>,
+    /// History budget in tokens.
+    pub history_token_budget: usize,
+    /// Generate titles for new chats.
+    pub title_generation: bool,
+    /// Model for titles.
+    pub title_model: Option<String>,
+}
+
+impl PromptSettings {
+    /// From the model configuration.
+    pub fn from_config(config: &Config) -> Self {
+        let models = &config.models;
+        Self {
+            system_prompt: models.system_prompt.clone(),
+            temperature: models.temperature,
+            max_tokens: models.max_tokens,
+            history_token_budget: models.history_token_budget,
+            title_generation: models.title_generation,
+            title_model: models.title_model.clone(),
+        }
+    }
+}
+
+/// The turn engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: PgPool,
+    config: EngineConfig,
+    prompt: PromptSettings,
+    catalog: ModelCatalog,
+    model: Option<Arc<dyn ChatModel>>,
+    worker_id: i64,
+    live: Mutex<HashMap<Uuid, Arc<LiveTurn>>>,
+    /// Generations whose events were just stored (by any process), from PostgreSQL notifications.
+    flushed: broadcast::Sender<Uuid>,
+    /// Generations this process just checkpointed, to announce to other processes.
+    to_announce: mpsc::UnboundedSender<Uuid>,
+    accepting: AtomicBool,
+    /// Turns and title tasks.
+    tasks: TaskTracker,
+    /// Stops background loops and ends followers of other processes' generations at shutdown.
+    closing: CancellationToken,
+    background: background::Handles,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Engine {
+    /// Starts the engine: takes this process's worker lock, recovers turns of dead processes, and starts the
+    /// background tasks (checkpoint announcements, notifications, recovery sweeps, retention).
+    pub async fn start(
+        db: PgPool,
+        config: &Config,
+        catalog: ModelCatalog,
+        model: Option<Arc<dyn ChatModel>>,
+    ) -> anyhow::Result<Self> {
+        let worker_id = background::new_worker_id();
+        let (to_announce, announce_rx) = mpsc::unbounded_channel();
+        let closing = CancellationToken::new();
+        let background = background::Handles::default();
+        let inner = Arc::new(Inner {
+            db,
+            config: config.engine.clone(),
+            prompt: PromptSettings::from_config(config),
+            catalog,
+            model,
+            worker_id,
+            live: Mutex::new(HashMap::new()),
+            flushed: broadcast::channel(4096).0,
+            to_announce,
+            accepting: AtomicBool::new(true),
+            tasks: TaskTracker::new(),
+            closing,
+            background,
+        });
+        background::start(&inner, announce_rx).await?;
+        Ok(Self { inner })
+    }
+
+    /// An engine with no model and no background tasks: it serves reads (stored generations) but starts no
+    /// turns. For tools and tests that run the read routes without a reachable database.
+    pub fn detached(db: PgPool, config: &Config) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                config: config.engine.clone(),
+                prompt: PromptSettings::from_config(config),
+                catalog: ModelCatalog::default(),
+                model: None,
+                worker_id: background::new_worker_id(),
+                live: Mutex::new(HashMap::new()),
+                flushed: broadcast::channel(16).0,
+                to_announce: mpsc::unbounded_channel().0,
+                accepting: AtomicBool::new(false),
+                tasks: TaskTracker::new(),
+                closing: CancellationToken::new(),
+                background: background::Handles::default(),
+            }),
+        }
+    }
+
+    /// The models users may pick.
+    pub fn catalog(&self) -> &ModelCatalog {
+        &self.inner.catalog
+    }
+
+    /// The model for a turn: the requested one (which must be offered), else the chat's, else the default.
+    pub fn resolve_model(&self, requested: Option<&str>, chat_model: Option<&str>) -> Result<String, ApiError> {
+        let catalog = &self.inner.catalog;
+        if self.inner.model.is_none() || catalog.is_empty() {
+            return Err(ApiError::NoModel);
+        }
+        if let Some(requested) = requested {
+            return catalog.get(requested).map(|m| m.id.clone()).ok_or_else(|| {
+                let offered: Vec<&str> = catalog.entries().iter().map(|e| e.id.as_str()).collect();
+                ApiError::bad_request(format!("unknown model `{requested}`; offered: {}", offered.join(", ")))
+            });
+        }
+        let chosen = chat_model.and_then(|m| catalog.get(m)).or_else(|| catalog.default_model());
+        chosen.map(|m| m.id.clone()).ok_or(ApiError::NoModel)
+    }
+
+    /// The generation running in a chat of this owner (404 if the chat is not theirs).
+    pub async fn running_in_chat(&self, owner_id: &str, chat_id: Uuid) -> Result<Option<Uuid>, ApiError> {
+        chats::fetch_chat(&self.inner.db, owner_id, chat_id).await?.ok_or(ApiError::NotFound("chat"))?;
+        Ok(generations::running_generation(&self.inner.db, chat_id).await?)
+    }
+
+    /// The latest generation of a chat: (id, running).
+    pub async fn latest_in_chat(&self, chat_id: Uuid) -> Result<Option<(Uuid, bool)>, ApiError> {
+        Ok(generations::latest_generation(&self.inner.db, chat_id).await?)
+    }
+
+    /// Events of a generation after `after` (0: from the start), then live ones until it finishes — from this
+    /// process's memory when it runs here, else from the stored log.
+    pub async fn follow(&self, generation_id: Uuid, after: u64) -> Result<ChunkStream, ApiError> {
+        if let Some(turn) = self.live_turn(generation_id) {
+            return Ok(Box::pin(turn.subscribe(after)));
+        }
+        follow::stored(&self.inner, generation_id, after).await
+    }
+
+    /// Stops the chat's running generation and waits (up to 5 s) until its partial answer is stored.
+    pub async fn stop(&self, owner_id: &str, chat_id: Uuid) -> Result<StopResponse, ApiError> {
+        let Some(generation_id) = self.running_in_chat(owner_id, chat_id).await? else {
+            return Ok(StopResponse { generation_id: None, status: None });
+        };
+        let wait = Duration::from_secs(5);
+        if let Some(turn) = self.live_turn(generation_id) {
+            turn.cancel(CancelReason::Stopped);
+            let _ = tokio::time::timeout(wait, turn.wait_stored()).await;
+        } else if generations::request_cancel(&self.inner.db, generation_id).await? {
+            background::announce_cancel(&self.inner.db, generation_id).await;
+            let deadline = tokio::time::Instant::now() + wait;
+            while tokio::time::Instant::now() < deadline {
+                match generations::generation_state(&self.inner.db, generation_id).await? {
+                    Some(state) if state.running => tokio::time::sleep(Duration::from_millis(50)).await,
+                    _ => break,
+                }
+            }
+        }
+        let row = generations::fetch_generation(&self.inner.db, owner_id, generation_id).await?;
+        Ok(StopResponse {
+            generation_id: Some(generation_id),
+            status: row.and_then(|r| MessageStatus::parse(&r.status)),
+        })
+    }
+
+    /// A generation of this owner, for polling clients; live text when it runs in this process.
+    pub async fn generation_view(&self, owner_id: &str, generation_id: Uuid) -> Result<GenerationView, ApiError> {
+        let row = generations::fetch_generation(&self.inner.db, owner_id, generation_id)
+            .await?
+            .ok_or(ApiError::NotFound("generation"))?;
+        let status = MessageStatus::parse(&row.status).unwrap_or(MessageStatus::Error);
+        let mut parts = row.parts.0;
+        if status == MessageStatus::Streaming
+            && let Some(turn) = self.live_turn(generation_id)
+        {
+            parts = turn.read(|log| log.parts());
+        }
+        let usage = (row.input_tokens.is_some() || row.output_tokens.is_some())
+            .then_some(shared::Usage { input_tokens: row.input_tokens, output_tokens: row.output_tokens });
+        Ok(GenerationView {
+            id: row.message_id,
+            chat_id: row.chat_id,
+            status,
+            text: parts.iter().filter(|p| p.is_text()).map(|p| p.text()).collect(),
+            parts,
+            model: row.model,
+            usage,
+            error: row.error,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+
+    /// Number of turns running in this process.
+    pub fn live_count(&self) -> usize {
+        lock(&self.inner.live).len()
+    }
+
+    fn live_turn(&self, generation_id: Uuid) -> Option<Arc<LiveTurn>> {
+        lock(&self.inner.live).get(&generation_id).cloned()
+    }
+
+    /// Stops accepting turns, lets running ones finish within the drain deadline, stores the rest as
+    /// interrupted, and stops the background tasks.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.accepting.store(false, Ordering::SeqCst);
+        inner.tasks.close();
+        let running = self.live_count();
+        if running > 0 {
+            tracing::info!(
+                turns = running,
+                drain_secs = inner.config.shutdown_drain.as_secs(),
+                "waiting for running turns to finish"
+            );
+        }
+        if tokio::time::timeout(inner.config.shutdown_drain, inner.tasks.wait()).await.is_err() {
+            let turns: Vec<Arc<LiveTurn>> = lock(&inner.live).values().cloned().collect();
+            tracing::warn!(turns = turns.len(), "drain deadline reached; storing running turns as interrupted");
+            for turn in turns {
+                turn.cancel(CancelReason::ShuttingDown);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(4), inner.tasks.wait()).await;
+        }
+        inner.closing.cancel();
+        inner.background.stop().await;
+    }
+}

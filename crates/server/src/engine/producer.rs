@@ -1,0 +1,249 @@
+//! The task that runs one turn: reads the model, appends to the log, checkpoints, and writes the end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use shared::{MessageStatus, StreamMetadata, TurnState, UiChunk, Usage};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::live::{CancelReason, LiveTurn};
+use super::log::PartKind;
+use super::{Inner, lock, title};
+use crate::db::generations::{self, FinalWrite};
+use crate::llm::{ChatModel, ModelEvent, ModelRequest};
+
+/// How a turn ended.
+#[derive(Debug)]
+enum Outcome {
+    Complete,
+    Stopped,
+    Failed(String),
+    Interrupted(String),
+    /// Another process already stored this generation as interrupted.
+    Abandoned,
+}
+
+const NOT_SAVED: &str = "the answer could not be saved; the database is unreachable";
+const SHUTTING_DOWN: &str = "the server restarted before the answer was finished";
+
+/// Runs the turn to its end. Never panics on expected failures; every path stores a terminal status.
+pub(super) async fn run(inner: Arc<Inner>, turn: Arc<LiveTurn>, model: Arc<dyn ChatModel>, request: ModelRequest) {
+    let stop_checkpoints = CancellationToken::new();
+    let checkpoints = tokio::spawn(checkpoint_loop(inner.clone(), turn.clone(), stop_checkpoints.clone()));
+    let mut usage: Option<Usage> = None;
+    let mut stream = model.stream(request);
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            () = turn.cancelled() => break match turn.cancel_reason() {
+                Some(CancelReason::Stopped) | None => Outcome::Stopped,
+                Some(CancelReason::ShuttingDown) => Outcome::Interrupted(SHUTTING_DOWN.to_owned()),
+                Some(CancelReason::NotSaved) => Outcome::Failed(NOT_SAVED.to_owned()),
+                Some(CancelReason::Abandoned) => Outcome::Abandoned,
+            },
+            event = stream.next() => match event {
+                Some(Ok(ModelEvent::Text(text))) => turn.push_content(PartKind::Text, &text),
+                Some(Ok(ModelEvent::Reasoning(text))) => turn.push_content(PartKind::Reasoning, &text),
+                Some(Ok(ModelEvent::Usage(reported))) => usage = Some(reported),
+                Some(Ok(ModelEvent::Finished(_))) => {}
+                Some(Ok(ModelEvent::Retrying { after })) => {
+                    turn.push_control(UiChunk::status(TurnState::Retrying { after_secs: after.as_secs_f64().ceil() as u64 }));
+                }
+                Some(Ok(ModelEvent::Queued { position })) => turn.push_control(UiChunk::status(TurnState::Queued { position })),
+                Some(Err(error)) => break Outcome::Failed(error.to_string()),
+                None => break Outcome::Complete,
+            },
+        }
+    };
+    // Dropping the stream closes the upstream request, so a stopped model stops generating (and billing).
+    drop(stream);
+    let (status, error) = match &outcome {
+        Outcome::Complete => (MessageStatus::Complete, None),
+        Outcome::Stopped => (MessageStatus::Stopped, None),
+        Outcome::Failed(message) => (MessageStatus::Error, Some(message.clone())),
+        Outcome::Interrupted(message) => (MessageStatus::Interrupted, Some(message.clone())),
+        Outcome::Abandoned => (MessageStatus::Interrupted, Some(SHUTTING_DOWN.to_owned())),
+    };
+    let mut terminal = Vec::with_capacity(4);
+    if let Some(message) = &error {
+        terminal.push(UiChunk::Error { error_text: message.clone() });
+    }
+    terminal.push(UiChunk::FinishStep);
+    if status == MessageStatus::Stopped {
+        terminal.push(UiChunk::Abort);
+    }
+    terminal.push(UiChunk::Finish {
+        message_metadata: Some(StreamMetadata {
+            status: Some(status),
+            usage,
+            error: error.clone(),
+            ..StreamMetadata::default()
+        }),
+    });
+    stop_checkpoints.cancel();
+    let saved = checkpoints.await.unwrap_or(0);
+    // Clients see `finish` only once the end is stored, so a client that sends its next message right away
+    // never finds this turn still "running" (409) nor an answer still "streaming" after a reload.
+    let (parts, unsaved) = turn.update(|log| {
+        log.seal();
+        let mut unsaved = log.chunks(saved + 1, log.len());
+        unsaved.extend(log.closing_chunks(&terminal));
+        (log.parts(), unsaved)
+    });
+    let write = OwnedFinalWrite {
+        generation_id: turn.generation_id,
+        parts,
+        status,
+        error: error.clone(),
+        usage,
+        first_seq: saved as i64 + 1,
+        events: unsaved,
+    };
+    let stored = matches!(outcome, Outcome::Abandoned)
+        || store_final(&inner, &write, inner.config.checkpoint_failure_limit).await;
+    turn.update(|log| log.finish_with(terminal));
+    if !stored {
+        // The client has its answer; keep trying to store it for a while (a restart's recovery otherwise
+        // keeps the last checkpoint, as interrupted).
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            store_final(&inner, &write, Duration::from_secs(600)).await;
+        });
+    }
+    turn.mark_stored();
+    lock(&inner.live).remove(&turn.generation_id);
+    let _ = inner.to_announce.send(turn.generation_id);
+    tracing::info!(generation.id = %turn.generation_id, status = status.as_str(), "turn ended");
+}
+
+/// Checkpoints the log every interval until told to stop; returns the last sequence number stored.
+async fn checkpoint_loop(inner: Arc<Inner>, turn: Arc<LiveTurn>, stop: CancellationToken) -> u64 {
+    let period = inner.config.checkpoint_interval;
+    // The first checkpoint comes one period in: short answers are stored once, by the final write.
+    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut saved: u64 = 0;
+    let mut failing_since: Option<Instant> = None;
+    let mut last_beat = Instant::now();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return saved,
+            _ = ticks.tick() => {}
+        }
+        let (parts, events, len) = turn.read(|log| {
+            let len = log.len();
+            if len > saved { (log.parts(), log.chunks(saved + 1, len), len) } else { (Vec::new(), Vec::new(), len) }
+        });
+        let result = if !events.is_empty() {
+            generations::checkpoint(&inner.db, turn.generation_id, &parts, saved as i64 + 1, &events).await
+        } else if last_beat.elapsed() >= Duration::from_secs(2) {
+            generations::heartbeat(&inner.db, turn.generation_id).await
+        } else {
+            continue;
+        };
+        match result {
+            Ok(Some(cancel_requested)) => {
+                saved = len;
+                last_beat = Instant::now();
+                failing_since = None;
+                if !events.is_empty() {
+                    let _ = inner.to_announce.send(turn.generation_id);
+                }
+                if cancel_requested {
+                    turn.cancel(CancelReason::Stopped);
+                }
+            }
+            Ok(None) => {
+                tracing::warn!(generation.id = %turn.generation_id, "generation was recovered by another process; abandoning it");
+                turn.cancel(CancelReason::Abandoned);
+                return saved;
+            }
+            Err(error) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                tracing::warn!(generation.id = %turn.generation_id, error = %error, "checkpoint failed");
+                if since.elapsed() >= inner.config.checkpoint_failure_limit {
+                    turn.cancel(CancelReason::NotSaved);
+                }
+            }
+        }
+    }
+}
+
+/// The final write of a turn, owned so it can be retried from a background task.
+struct OwnedFinalWrite {
+    generation_id: uuid::Uuid,
+    parts: Vec<shared::MessagePart>,
+    status: MessageStatus,
+    error: Option<String>,
+    usage: Option<Usage>,
+    first_seq: i64,
+    events: Vec<UiChunk>,
+}
+
+/// Writes the terminal status and the events not yet stored, retrying while the database is unreachable, for
+/// at most `limit` (3 s while shutting down). Returns whether the end is stored (or was stored by someone else).
+async fn store_final(inner: &Inner, owned: &OwnedFinalWrite, limit: Duration) -> bool {
+    let write = FinalWrite {
+        generation_id: owned.generation_id,
+        parts: &owned.parts,
+        status: owned.status,
+        error: owned.error.as_deref(),
+        usage: owned.usage,
+        first_seq: owned.first_seq,
+        events: &owned.events,
+    };
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let mut conn = inner.db.acquire().await?;
+            generations::finalize(&mut conn, &write).await
+        };
+        match attempt.await {
+            Ok(true) => return true,
+            Ok(false) => {
+                tracing::warn!(generation.id = %owned.generation_id, "generation was already finished elsewhere");
+                return true;
+            }
+            Err(error) => {
+                let shutting_down = !inner.accepting.load(std::sync::atomic::Ordering::SeqCst);
+                let limit = if shutting_down { limit.min(Duration::from_secs(3)) } else { limit };
+                if started.elapsed() >= limit {
+                    tracing::error!(generation.id = %owned.generation_id, error = %error, "could not store the end of a turn yet");
+                    return false;
+                }
+                tracing::warn!(generation.id = %owned.generation_id, error = %error, "storing the end of a turn failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Replaces a new chat's derived title with one written by the model (unless the user renamed it meanwhile),
+/// and tells the turn's subscribers.
+pub(super) async fn retitle(
+    inner: Arc<Inner>,
+    turn: Arc<LiveTurn>,
+    model: Arc<dyn ChatModel>,
+    model_name: String,
+    derived: String,
+    first_message: String,
+) {
+    let Some(generated) = title::generate_title(model.as_ref(), &model_name, &first_message).await else { return };
+    if generated == derived {
+        return;
+    }
+    match crate::db::chats::replace_auto_title(&inner.db, turn.chat_id, &derived, &generated).await {
+        Ok(true) => turn.update(|log| {
+            // Subscribers stop reading at `finish`; a title found later shows up on the next list refresh.
+            if !log.is_sealed() {
+                log.push_control(UiChunk::chat(turn.chat_id, generated));
+            }
+        }),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(chat.id = %turn.chat_id, error = %error, "storing a generated title failed"),
+    }
+}

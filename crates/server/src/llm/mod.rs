@@ -1,0 +1,161 @@
+//! Talking to chat models.
+//!
+//! [`ChatModel`] is the seam between the turn engine and a model: the engine hands it a [`ModelRequest`] and
+//! reads a stream of [`ModelEvent`]s. [`openai::OpenAiClient`] speaks the OpenAI-compatible chat-completions
+//! protocol (Databricks Model Serving, AI Gateway, vLLM, llama.cpp, Ollama). Credentials come from a
+//! [`token::TokenSource`], so the Databricks authentication chain can plug in without touching the client.
+
+pub mod catalog;
+pub mod openai;
+pub mod parse;
+pub mod think;
+pub mod token;
+mod wire;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::Stream;
+use shared::Usage;
+
+pub use catalog::{ModelCatalog, ModelEntry};
+
+/// Who wrote a message sent to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptRole {
+    /// Instructions.
+    System,
+    /// The person.
+    User,
+    /// The model.
+    Assistant,
+}
+
+impl PromptRole {
+    /// OpenAI spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromptRole::System => "system",
+            PromptRole::User => "user",
+            PromptRole::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of the prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptMessage {
+    /// Author.
+    pub role: PromptRole,
+    /// Text.
+    pub content: String,
+}
+
+/// What to ask a model.
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    /// Model (serving endpoint) name.
+    pub model: String,
+    /// Conversation, oldest first, system prompt first.
+    pub messages: Vec<PromptMessage>,
+    /// Sampling temperature, if configured.
+    pub temperature: Option<f32>,
+    /// Output token limit, if configured.
+    pub max_tokens: Option<u32>,
+}
+
+/// One thing a model said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelEvent {
+    /// Answer text.
+    Text(String),
+    /// Reasoning text.
+    Reasoning(String),
+    /// Token usage (the latest report wins).
+    Usage(Usage),
+    /// The model finished with this reason (`stop`, `length`, ...).
+    Finished(Option<String>),
+    /// The request failed before the first token and will be retried after this pause.
+    Retrying {
+        /// Pause before the next attempt.
+        after: Duration,
+    },
+    /// The turn waits for a free model slot.
+    Queued {
+        /// Turns ahead of it.
+        position: u32,
+    },
+}
+
+/// How a model call failed. `Display` is a message safe to show users.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// 429 (or Databricks `REQUEST_LIMIT_EXCEEDED`): the endpoint's rate limit.
+    #[error("the model is busy (rate limit reached){}", retry_hint(.retry_after))]
+    RateLimited {
+        /// When the endpoint said a retry may succeed.
+        retry_after: Option<Duration>,
+    },
+    /// 401/403: the endpoint refused the credentials.
+    #[error("the model endpoint refused the app's credentials: {0}")]
+    Unauthorized(String),
+    /// 404: no such model or endpoint.
+    #[error("the model endpoint was not found: {0}")]
+    NotFound(String),
+    /// Another 4xx: the endpoint rejected the request.
+    #[error("the model rejected the request: {0}")]
+    Rejected(String),
+    /// 5xx or an error event: the endpoint failed.
+    #[error("the model endpoint failed: {0}")]
+    Upstream(String),
+    /// The endpoint could not be reached.
+    #[error("the model endpoint cannot be reached")]
+    Connect,
+    /// The endpoint went silent for too long.
+    #[error("the model stopped responding")]
+    Timeout,
+    /// The endpoint sent something that is not the protocol.
+    #[error("the model sent an invalid response")]
+    Protocol,
+    /// No credentials could be obtained for the endpoint.
+    #[error("no credentials for the model endpoint: {0}")]
+    Credentials(String),
+}
+
+fn retry_hint(after: &Option<Duration>) -> String {
+    match after {
+        Some(after) => format!("; try again in {} s", after.as_secs().max(1)),
+        None => "; try again shortly".to_owned(),
+    }
+}
+
+impl ModelError {
+    /// Whether another attempt may succeed (only ever tried before the first token).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ModelError::RateLimited { .. }
+                | ModelError::Upstream(_)
+                | ModelError::Connect
+                | ModelError::Timeout
+                | ModelError::Protocol
+        )
+    }
+
+    /// The pause the endpoint asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ModelError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A stream of model events; dropping it cancels the request.
+pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, ModelError>> + Send>>;
+
+/// A chat model provider.
+pub trait ChatModel: Send + Sync {
+    /// Starts answering. Errors are delivered through the stream, which ends after the first error.
+    fn stream(&self, request: ModelRequest) -> ModelStream;
+}

@@ -1,0 +1,299 @@
+//! Client for OpenAI-compatible chat completions with `stream: true` (PROTOCOLS.md §B).
+//!
+//! Before the first token a failed attempt (connection error, 5xx, 429, an error event, a malformed chunk,
+//! silence) is retried with exponential backoff, honouring `Retry-After`; the caller sees a
+//! [`ModelEvent::Retrying`] for each pause. After the first token nothing is retried: the text already shown
+//! must not be generated twice, so a failure ends the stream with an error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use eventsource_stream::{EventStream, Eventsource};
+use futures::{Stream, StreamExt};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use secrecy::ExposeSecret;
+
+use super::parse::{ChunkParser, Parsed, error_body_message, is_rate_limit_body};
+use super::token::TokenSource;
+use super::wire::{CompletionRequest, WireMessage};
+use super::{ChatModel, ModelError, ModelEvent, ModelRequest, ModelStream};
+
+/// Timeouts and retry policy.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// TCP/TLS connect timeout (`LLM_CONNECT_TIMEOUT_SECS`).
+    pub connect_timeout: Duration,
+    /// Longest silence allowed: until the response headers, and between two chunks (`LLM_IDLE_TIMEOUT_SECS`).
+    pub idle_timeout: Duration,
+    /// Retries before the first token (`LLM_MAX_RETRIES`).
+    pub max_retries: usize,
+    /// First backoff pause; it doubles up to 8 s.
+    pub retry_base_delay: Duration,
+    /// Longest `Retry-After` honoured; a longer one fails at once with the wait in the message
+    /// (`LLM_MAX_RETRY_WAIT_SECS`).
+    pub max_retry_wait: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_retries: 3,
+            retry_base_delay: Duration::from_millis(500),
+            max_retry_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// OpenAI-compatible chat-completions client. Cheap to clone.
+#[derive(Clone)]
+pub struct OpenAiClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    completions_url: String,
+    tokens: Arc<dyn TokenSource>,
+    settings: ClientSettings,
+}
+
+/// A response that produced its first content (or ended cleanly before any).
+struct Opened {
+    /// Events read while looking for the first content, in order.
+    head: Vec<ModelEvent>,
+    /// The rest of the response, `None` when it already ended.
+    rest: Option<(EventStream<BoxedBytes>, ChunkParser)>,
+}
+
+type BoxedBytes = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+impl OpenAiClient {
+    /// A client for `{base_url}/chat/completions`.
+    pub fn new(http: reqwest::Client, base_url: &str, tokens: Arc<dyn TokenSource>, settings: ClientSettings) -> Self {
+        let completions_url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        Self { inner: Arc::new(Inner { http, completions_url, tokens, settings }) }
+    }
+
+    /// The HTTP client settings every model client should use.
+    pub fn http_client(settings: &ClientSettings) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+    }
+}
+
+impl ChatModel for OpenAiClient {
+    fn stream(&self, request: ModelRequest) -> ModelStream {
+        let inner = self.inner.clone();
+        Box::pin(async_stream::stream! {
+            let (retry_tx, mut retry_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+            let settings = &inner.settings;
+            let backoff = ExponentialBuilder::default()
+                .with_min_delay(settings.retry_base_delay)
+                .with_max_delay(Duration::from_secs(8))
+                .with_max_times(settings.max_retries)
+                .with_jitter();
+            let opening = (|| inner.open(&request))
+                .retry(backoff)
+                .when(|error: &ModelError| {
+                    error.is_retryable() && error.retry_after().is_none_or(|wait| wait <= settings.max_retry_wait)
+                })
+                .adjust(|error: &ModelError, pause| pause.map(|pause| error.retry_after().unwrap_or(pause)))
+                .notify(|error: &ModelError, pause| {
+                    tracing::warn!(error = %error, retry_in_ms = pause.as_millis() as u64, "model call failed before the first token; retrying");
+                    let _ = retry_tx.send(pause);
+                });
+            tokio::pin!(opening);
+            let opened = loop {
+                tokio::select! {
+                    biased;
+                    Some(pause) = retry_rx.recv() => yield Ok(ModelEvent::Retrying { after: pause }),
+                    result = &mut opening => break result,
+                }
+            };
+            let Opened { head, rest } = match opened {
+                Ok(opened) => opened,
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            for event in head {
+                yield Ok(event);
+            }
+            let Some((mut events, mut parser)) = rest else { return };
+            loop {
+                match next_payload(&mut events, settings.idle_timeout).await {
+                    Ok(Some(data)) => match parser.parse(&data) {
+                        Ok(Parsed::Events(parsed)) => {
+                            for event in parsed {
+                                yield Ok(event);
+                            }
+                        }
+                        Ok(Parsed::Done) => break,
+                        Err(error) => {
+                            yield Err(error);
+                            return;
+                        }
+                    },
+                    // A body that ends without [DONE] is accepted as complete (several servers omit it).
+                    Ok(None) => break,
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                }
+            }
+            for event in parser.finish() {
+                yield Ok(event);
+            }
+        })
+    }
+}
+
+impl Inner {
+    /// One attempt: send the request and read until the first content event.
+    async fn open(&self, request: &ModelRequest) -> Result<Opened, ModelError> {
+        let body = CompletionRequest {
+            model: &request.model,
+            messages: request
+                .messages
+                .iter()
+                .map(|m| WireMessage { role: m.role.as_str(), content: &m.content })
+                .collect(),
+            stream: true,
+            temperature: request.temperature,
+            max_tokens: request.max_tokens,
+        };
+        let mut builder = self.http.post(&self.completions_url).header("accept", "text/event-stream").json(&body);
+        if let Some(token) = self.tokens.bearer().await? {
+            builder = builder.bearer_auth(token.expose_secret());
+        }
+        let response = match tokio::time::timeout(self.settings.idle_timeout, builder.send()).await {
+            Err(_) => return Err(ModelError::Timeout),
+            Ok(Err(error)) if error.is_timeout() => return Err(ModelError::Timeout),
+            Ok(Err(_)) => return Err(ModelError::Connect),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = parse_retry_after(response.headers());
+            let body = tokio::time::timeout(self.settings.idle_timeout, response.text())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return Err(status_error(status, retry_after, &body));
+        }
+        let bytes: BoxedBytes = Box::pin(response.bytes_stream());
+        let mut events = bytes.eventsource();
+        let mut parser = ChunkParser::default();
+        let mut head = Vec::new();
+        loop {
+            let Some(data) = next_payload(&mut events, self.settings.idle_timeout).await? else {
+                head.extend(parser.finish());
+                return Ok(Opened { head, rest: None });
+            };
+            match parser.parse(&data)? {
+                Parsed::Done => {
+                    head.extend(parser.finish());
+                    return Ok(Opened { head, rest: None });
+                }
+                Parsed::Events(parsed) => {
+                    let has_content =
+                        parsed.iter().any(|e| matches!(e, ModelEvent::Text(_) | ModelEvent::Reasoning(_)));
+                    head.extend(parsed);
+                    if has_content {
+                        return Ok(Opened { head, rest: Some((events, parser)) });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The next `data:` payload, skipping comments and named non-data events; `None` at the end of the body.
+async fn next_payload(events: &mut EventStream<BoxedBytes>, idle: Duration) -> Result<Option<String>, ModelError> {
+    loop {
+        match tokio::time::timeout(idle, events.next()).await {
+            Err(_) => return Err(ModelError::Timeout),
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(eventsource_stream::EventStreamError::Transport(_)))) => return Err(ModelError::Connect),
+            Ok(Some(Err(_))) => return Err(ModelError::Protocol),
+            Ok(Some(Ok(event))) => {
+                if event.event == "error" {
+                    return Err(ModelError::Upstream(error_body_message(&event.data)));
+                }
+                if !(event.event.is_empty() || event.event == "message") || event.data.trim().is_empty() {
+                    continue;
+                }
+                return Ok(Some(event.data));
+            }
+        }
+    }
+}
+
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -> ModelError {
+    let message = error_body_message(body);
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => ModelError::RateLimited { retry_after },
+        StatusCode::SERVICE_UNAVAILABLE if retry_after.is_some() => ModelError::RateLimited { retry_after },
+        _ if is_rate_limit_body(body) => ModelError::RateLimited { retry_after },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ModelError::Unauthorized(message),
+        StatusCode::NOT_FOUND => ModelError::NotFound(message),
+        StatusCode::REQUEST_TIMEOUT => ModelError::Timeout,
+        s if s.is_server_error() => ModelError::Upstream(if message.is_empty() { s.to_string() } else { message }),
+        _ => ModelError::Rejected(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "3".parse().expect("header"));
+        assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(3)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        headers.insert(RETRY_AFTER, httpdate::fmt_http_date(later).parse().expect("header"));
+        let parsed = parse_retry_after(&headers).expect("date");
+        assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120), "{parsed:?}");
+        headers.insert(RETRY_AFTER, "soon".parse().expect("header"));
+        assert_eq!(parse_retry_after(&headers), None);
+    }
+
+    #[test]
+    fn statuses_map_to_errors() {
+        assert_eq!(
+            status_error(StatusCode::TOO_MANY_REQUESTS, None, ""),
+            ModelError::RateLimited { retry_after: None }
+        );
+        assert_eq!(
+            status_error(StatusCode::BAD_REQUEST, None, r#"{"error_code":"REQUEST_LIMIT_EXCEEDED","message":"x"}"#),
+            ModelError::RateLimited { retry_after: None }
+        );
+        assert!(matches!(status_error(StatusCode::FORBIDDEN, None, "{}"), ModelError::Unauthorized(_)));
+        assert!(matches!(status_error(StatusCode::BAD_GATEWAY, None, ""), ModelError::Upstream(_)));
+        assert_eq!(
+            status_error(StatusCode::BAD_REQUEST, None, r#"{"error":{"message":"prompt too long"}}"#),
+            ModelError::Rejected("prompt too long".into())
+        );
+    }
+}

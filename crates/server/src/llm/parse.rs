@@ -1,0 +1,269 @@
+//! Turns the `data:` payloads of an OpenAI-compatible stream into [`ModelEvent`]s.
+
+use shared::Usage;
+
+use super::think::{Segment, ThinkSplitter};
+use super::wire::{Chunk, Content, Delta};
+use super::{ModelError, ModelEvent};
+
+/// Longest upstream error message passed on to users.
+const MAX_UPSTREAM_MESSAGE: usize = 300;
+
+/// What one SSE event meant.
+#[derive(Debug, PartialEq)]
+pub enum Parsed {
+    /// Content or metadata (possibly nothing, e.g. a role-only chunk).
+    Events(Vec<ModelEvent>),
+    /// `[DONE]`: the stream is complete.
+    Done,
+}
+
+/// Stateful parser for one response stream.
+#[derive(Debug, Default)]
+pub struct ChunkParser {
+    think: ThinkSplitter,
+}
+
+impl ChunkParser {
+    /// Parses one `data:` payload.
+    pub fn parse(&mut self, data: &str) -> Result<Parsed, ModelError> {
+        let data = data.trim();
+        if data.starts_with("[DONE]") {
+            return Ok(Parsed::Done);
+        }
+        let chunk: Chunk = serde_json::from_str(data).map_err(|_| ModelError::Protocol)?;
+        if let Some(error) = chunk_error(&chunk) {
+            return Err(error);
+        }
+        let mut events = Vec::new();
+        for choice in chunk.choices {
+            if let Some(delta) = choice.delta.or(choice.message) {
+                self.delta_events(delta, &mut events);
+            }
+            if let Some(reason) = choice.finish_reason {
+                events.push(ModelEvent::Finished(Some(reason)));
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            events.push(ModelEvent::Usage(Usage {
+                input_tokens: usage.prompt_tokens,
+                output_tokens: usage.completion_tokens,
+            }));
+        }
+        Ok(Parsed::Events(events))
+    }
+
+    /// Releases text held back while looking for a `<think>` tag (call at the end of the stream).
+    pub fn finish(&mut self) -> Vec<ModelEvent> {
+        self.think.finish().into_iter().map(segment_event).collect()
+    }
+
+    fn delta_events(&mut self, delta: Delta, events: &mut Vec<ModelEvent>) {
+        for reasoning in [delta.reasoning_content, delta.reasoning].into_iter().flatten() {
+            if !reasoning.is_empty() {
+                events.push(ModelEvent::Reasoning(reasoning));
+            }
+        }
+        match delta.content {
+            Some(Content::Text(text)) => self.text(&text, events),
+            Some(Content::Parts(parts)) => {
+                for part in parts {
+                    match part.kind.as_str() {
+                        "text" => self.text(part.text.as_deref().unwrap_or_default(), events),
+                        "reasoning" => {
+                            for summary in part.summary.into_iter().flatten() {
+                                if summary.kind == "summary_text"
+                                    && let Some(text) = summary.text.filter(|t| !t.is_empty())
+                                {
+                                    events.push(ModelEvent::Reasoning(text));
+                                }
+                            }
+                        }
+                        // Images, encrypted reasoning and future part types carry no displayable text.
+                        _ => {}
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn text(&mut self, text: &str, events: &mut Vec<ModelEvent>) {
+        if !text.is_empty() {
+            events.extend(self.think.push(text).into_iter().map(segment_event));
+        }
+    }
+}
+
+fn segment_event(segment: Segment) -> ModelEvent {
+    match segment {
+        Segment::Text(text) => ModelEvent::Text(text),
+        Segment::Reasoning(text) => ModelEvent::Reasoning(text),
+    }
+}
+
+/// An error sent inside the stream (OpenAI `{"error":...}` or Databricks `{"error_code":...}`).
+fn chunk_error(chunk: &Chunk) -> Option<ModelError> {
+    if let Some(code) = &chunk.error_code {
+        return Some(classify(code, chunk.message.as_deref().unwrap_or(code)));
+    }
+    let error = chunk.error.as_ref()?;
+    let message = error.get("message").and_then(|m| m.as_str()).or_else(|| error.as_str()).unwrap_or("error");
+    let code = error.get("code").map(|c| c.to_string().trim_matches('"').to_owned()).unwrap_or_default();
+    Some(classify(&code, message))
+}
+
+fn classify(code: &str, message: &str) -> ModelError {
+    if code == "429"
+        || code.eq_ignore_ascii_case("REQUEST_LIMIT_EXCEEDED")
+        || code.eq_ignore_ascii_case("rate_limit_exceeded")
+    {
+        ModelError::RateLimited { retry_after: None }
+    } else {
+        ModelError::Upstream(safe_message(message))
+    }
+}
+
+/// Shortens an upstream message to something fit to show a user.
+pub fn safe_message(message: &str) -> String {
+    let message = message.trim();
+    if message.chars().count() <= MAX_UPSTREAM_MESSAGE {
+        return message.to_owned();
+    }
+    let mut short: String = message.chars().take(MAX_UPSTREAM_MESSAGE).collect();
+    short.push('…');
+    short
+}
+
+/// Best-effort message from a non-2xx body: OpenAI, Databricks and legacy shapes, or plain text.
+pub fn error_body_message(body: &str) -> String {
+    let from_json = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|value| {
+        value
+            .pointer("/error/message")
+            .or_else(|| value.get("message"))
+            .or_else(|| value.get("error"))
+            .or_else(|| value.get("detail"))
+            .and_then(|m| m.as_str())
+            .map(str::to_owned)
+    });
+    safe_message(&from_json.unwrap_or_else(|| body.to_owned()))
+}
+
+/// Whether a non-2xx body is a Databricks rate-limit error (some gateways send it with status 400).
+pub fn is_rate_limit_body(body: &str) -> bool {
+    body.contains("REQUEST_LIMIT_EXCEEDED")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(parser: &mut ChunkParser, data: &str) -> Vec<ModelEvent> {
+        match parser.parse(data).expect("parses") {
+            Parsed::Events(events) => events,
+            Parsed::Done => panic!("unexpected done"),
+        }
+    }
+
+    #[test]
+    fn string_content_and_role_chunks() {
+        let mut parser = ChunkParser::default();
+        assert!(
+            events(
+                &mut parser,
+                r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            events(&mut parser, r#"{"choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}"#),
+            vec![ModelEvent::Text("Hello".into())]
+        );
+        assert_eq!(parser.parse("[DONE]").expect("done"), Parsed::Done);
+    }
+
+    #[test]
+    fn list_content_with_reasoning_summary_and_text() {
+        let mut parser = ChunkParser::default();
+        let data = r#"{"choices":[{"delta":{"content":[
+            {"type":"reasoning","summary":[{"type":"summary_text","text":"think","signature":"s"},{"type":"summary_encrypted_text","data":"x"}]},
+            {"type":"text","text":"Answer"},{"type":"image","image_url":"u"}]}}]}"#;
+        assert_eq!(
+            events(&mut parser, data),
+            vec![ModelEvent::Reasoning("think".into()), ModelEvent::Text("Answer".into())]
+        );
+    }
+
+    #[test]
+    fn reasoning_content_fields() {
+        let mut parser = ChunkParser::default();
+        assert_eq!(
+            events(&mut parser, r#"{"choices":[{"delta":{"reasoning_content":"a"}}]}"#),
+            vec![ModelEvent::Reasoning("a".into())]
+        );
+        assert_eq!(
+            events(&mut parser, r#"{"choices":[{"delta":{"reasoning":"b"}}]}"#),
+            vec![ModelEvent::Reasoning("b".into())]
+        );
+    }
+
+    #[test]
+    fn usage_on_every_chunk_and_on_an_empty_choices_chunk() {
+        let mut parser = ChunkParser::default();
+        let llama = r#"{"choices":[{"index":0,"delta":{"content":"The ","role":null},"finish_reason":null,"logprobs":null}],
+                        "usage":{"completion_tokens":2,"prompt_tokens":20,"total_tokens":22}}"#;
+        assert_eq!(
+            events(&mut parser, llama),
+            vec![
+                ModelEvent::Text("The ".into()),
+                ModelEvent::Usage(Usage { input_tokens: Some(20), output_tokens: Some(2) })
+            ]
+        );
+        let usage_only = r#"{"choices":[],"usage":{"prompt_tokens":20,"completion_tokens":57,"total_tokens":77}}"#;
+        assert_eq!(
+            events(&mut parser, usage_only),
+            vec![ModelEvent::Usage(Usage { input_tokens: Some(20), output_tokens: Some(57) })]
+        );
+    }
+
+    #[test]
+    fn finish_reason_with_an_empty_delta() {
+        let mut parser = ChunkParser::default();
+        assert_eq!(
+            events(&mut parser, r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#),
+            vec![ModelEvent::Finished(Some("length".into()))]
+        );
+    }
+
+    #[test]
+    fn think_tags_become_reasoning() {
+        let mut parser = ChunkParser::default();
+        let mut all = events(&mut parser, r#"{"choices":[{"delta":{"content":"<thi"}}]}"#);
+        all.extend(events(&mut parser, r#"{"choices":[{"delta":{"content":"nk>why</think>Because"}}]}"#));
+        all.extend(parser.finish());
+        assert_eq!(all, vec![ModelEvent::Reasoning("why".into()), ModelEvent::Text("Because".into())]);
+    }
+
+    #[test]
+    fn errors_inside_the_stream() {
+        let mut parser = ChunkParser::default();
+        assert_eq!(
+            parser.parse(r#"{"error":{"message":"overloaded","type":"server_error","code":500}}"#),
+            Err(ModelError::Upstream("overloaded".into()))
+        );
+        assert_eq!(
+            parser.parse(r#"{"error_code":"REQUEST_LIMIT_EXCEEDED","message":"REQUEST_LIMIT_EXCEEDED: Exceeded workspace rate limit"}"#),
+            Err(ModelError::RateLimited { retry_after: None })
+        );
+        assert_eq!(parser.parse("{not json"), Err(ModelError::Protocol));
+    }
+
+    #[test]
+    fn error_bodies_of_every_shape() {
+        assert_eq!(error_body_message(r#"{"error":{"message":"bad model"}}"#), "bad model");
+        assert_eq!(error_body_message(r#"{"error_code":"NOT_FOUND","message":"no endpoint"}"#), "no endpoint");
+        assert_eq!(error_body_message(r#"{"error":"legacy"}"#), "legacy");
+        assert_eq!(error_body_message("plain text"), "plain text");
+        assert_eq!(error_body_message(&"x".repeat(1000)).chars().count(), 301);
+    }
+}

@@ -1,0 +1,97 @@
+//! OpenAI chat-completions wire types (private to the client). Incoming chunks are parsed leniently: every
+//! field may be missing, `content` may be a string or a list of parts (PROTOCOLS.md §B.1, §B.3).
+
+use serde::{Deserialize, Serialize};
+
+/// Request body. `stream_options` is deliberately absent: Databricks endpoints reject it (§B.4).
+#[derive(Debug, Serialize)]
+pub struct CompletionRequest<'a> {
+    pub model: &'a str,
+    pub messages: Vec<WireMessage<'a>>,
+    pub stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+/// One prompt message.
+#[derive(Debug, Serialize)]
+pub struct WireMessage<'a> {
+    pub role: &'a str,
+    pub content: &'a str,
+}
+
+/// A streamed chunk, or an error object sent in its place.
+#[derive(Debug, Default, Deserialize)]
+pub struct Chunk {
+    #[serde(default)]
+    pub choices: Vec<Choice>,
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
+    /// OpenAI-style in-stream error: `{"error": {...}}` (or a string).
+    #[serde(default)]
+    pub error: Option<serde_json::Value>,
+    /// Databricks-style error: `{"error_code": "...", "message": "..."}`.
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Choice {
+    #[serde(default)]
+    pub delta: Option<Delta>,
+    /// Non-streaming answers carry `message` instead of `delta`.
+    #[serde(default)]
+    pub message: Option<Delta>,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Delta {
+    #[serde(default)]
+    pub content: Option<Content>,
+    /// vLLM / DeepSeek.
+    #[serde(default)]
+    pub reasoning_content: Option<String>,
+    /// Ollama / OpenRouter.
+    #[serde(default)]
+    pub reasoning: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+/// `{type:"text", text}` or `{type:"reasoning", summary:[{type:"summary_text", text}]}`; other types ignored.
+#[derive(Debug, Deserialize)]
+pub struct ContentPart {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub summary: Option<Vec<SummaryPart>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SummaryPart {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct WireUsage {
+    #[serde(default)]
+    pub prompt_tokens: Option<i64>,
+    #[serde(default)]
+    pub completion_tokens: Option<i64>,
+}

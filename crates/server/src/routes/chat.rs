@@ -1,0 +1,171 @@
+//! The streaming chat API, compatible with the Vercel AI SDK: start a turn (`POST /api/chat`), resume it
+//! (`GET /api/chat/{id}/stream`), stop it (`POST /api/chat/{id}/stop`).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use shared::{
+    ChatTurnRequest, ErrorBody, IncomingContent, IncomingMessage, MAX_CLIENT_ID_CHARS, MAX_MESSAGE_CHARS, StopResponse,
+    Trigger, TurnAccepted,
+};
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::sse::{prefers_async, text_stream, ui_message_stream, wants_plain_text};
+use crate::db::chats;
+use crate::engine::TurnInput;
+use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
+use crate::identity::CurrentUser;
+use crate::startup::AppState;
+
+/// Starts a turn and streams the answer.
+///
+/// Body: the AI SDK `DefaultChatTransport` body (`{id, messages, trigger, messageId?}` plus `model`) or
+/// `{id, message, model?}`. Only the last user message is read; the history comes from the database. A user
+/// message id the server has seen in this chat returns that turn again instead of creating a new one.
+/// Response: the UI message stream (SSE); `Accept: text/plain` streams text only; `Prefer: respond-async`
+/// answers 202 at once with the generation id to poll.
+#[utoipa::path(post, path = "/api/chat", tag = "chat", request_body(content = serde_json::Value, description = "ChatTurnRequest"),
+    responses(
+        (status = 200, description = "UI message stream (text/event-stream) or text (text/plain)"),
+        (status = 202, description = "Started (Prefer: respond-async)", body = TurnAccepted),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "A turn is already running in this chat", body = ErrorBody),
+        (status = 503, description = "No model configured, or the server is restarting", body = ErrorBody)))]
+pub async fn post_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    AppJson(body): AppJson<ChatTurnRequest>,
+) -> ApiResult<Response> {
+    let (text, client_id) = match body.trigger.unwrap_or(Trigger::SubmitMessage) {
+        Trigger::SubmitMessage => {
+            let message = new_user_message(&body)?;
+            (Some(validate_text(&message.text())?), message.id.map(|id| validate_client_id(&id)).transpose()?)
+        }
+        Trigger::RegenerateMessage => (None, None),
+    };
+    let chat_model = chats::fetch_chat(&state.db, &user.id, body.id).await?.and_then(|chat| chat.model);
+    let model = state.engine.resolve_model(body.model.as_deref(), chat_model.as_deref())?;
+    let started = state.engine.start_turn(&user.id, body.id, TurnInput { text, client_id, model }).await?;
+    if prefers_async(&headers) {
+        let accepted = TurnAccepted {
+            generation_id: started.generation_id,
+            chat_id: started.chat_id,
+            user_message_id: started.user_message_id,
+        };
+        let location = format!("/api/generations/{}", started.generation_id);
+        return Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], AppJson(accepted)).into_response());
+    }
+    let chunks = state.engine.follow(started.generation_id, 0).await?;
+    Ok(if wants_plain_text(&headers) {
+        text_stream(chunks, started.chat_id, started.generation_id)
+    } else {
+        ui_message_stream(chunks, started.chat_id, started.generation_id, state.config.engine.keepalive_interval)
+    })
+}
+
+/// The message to answer: the lean body's `message`, else the last user message of `messages`.
+fn new_user_message(body: &ChatTurnRequest) -> ApiResult<IncomingMessage> {
+    if let Some(content) = &body.message {
+        return Ok(match content {
+            IncomingContent::Text(text) => IncomingMessage::user_text(None, text),
+            IncomingContent::Message(message) if message.role == "user" => message.clone(),
+            IncomingContent::Message(_) => return Err(ApiError::bad_request("`message` must have the role `user`")),
+        });
+    }
+    body.messages
+        .as_deref()
+        .and_then(|messages| messages.iter().rev().find(|m| m.role == "user"))
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("the body needs `message`, or `messages` ending with a user message"))
+}
+
+fn validate_text(text: &str) -> ApiResult<String> {
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("the message has no text"));
+    }
+    if text.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ApiError::bad_request(format!("the message is longer than {MAX_MESSAGE_CHARS} characters")));
+    }
+    Ok(text.to_owned())
+}
+
+fn validate_client_id(id: &str) -> ApiResult<String> {
+    if id.is_empty() || id.chars().count() > MAX_CLIENT_ID_CHARS || id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "message id must be 1 to {MAX_CLIENT_ID_CHARS} printable characters"
+        )));
+    }
+    Ok(id.to_owned())
+}
+
+/// Query of `GET /api/chat/{id}/stream`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ResumeQuery {
+    /// Last event id the client saw (same as the `Last-Event-ID` header, which wins).
+    pub cursor: Option<String>,
+    /// The generation the cursor belongs to; replays it even if it just finished.
+    pub generation: Option<Uuid>,
+}
+
+/// Resumes the chat's running turn: replays the events after the last one the client saw, then streams live.
+/// 204 when nothing runs.
+#[utoipa::path(get, path = "/api/chat/{id}/stream", tag = "chat", params(("id" = Uuid, Path, description = "Chat id"), ResumeQuery),
+    responses(
+        (status = 200, description = "UI message stream (text/event-stream)"),
+        (status = 204, description = "No turn is running"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn resume_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    AppPath(chat_id): AppPath<Uuid>,
+    AppQuery(query): AppQuery<ResumeQuery>,
+) -> ApiResult<Response> {
+    let raw_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned).or(query.cursor);
+    let after = match raw_cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(raw) => raw.parse::<u64>().map_err(|_| ApiError::bad_request("the event id must be a whole number"))?,
+    };
+    let running = state.engine.running_in_chat(&user.id, chat_id).await?;
+    let generation_id = match (running, query.generation) {
+        (Some(running), pinned) if pinned.is_none_or(|p| p == running) => running,
+        // The turn the client followed ended meanwhile: replay what it missed of it.
+        (_, Some(pinned)) if after > 0 => pinned_generation(&state, chat_id, pinned).await?,
+        (None, None) if after > 0 => match state.engine.latest_in_chat(chat_id).await? {
+            Some((latest, false)) => latest,
+            _ => return Ok(StatusCode::NO_CONTENT.into_response()),
+        },
+        _ => return Ok(StatusCode::NO_CONTENT.into_response()),
+    };
+    let chunks = state.engine.follow(generation_id, after).await?;
+    Ok(ui_message_stream(chunks, chat_id, generation_id, state.config.engine.keepalive_interval))
+}
+
+/// The pinned generation, if it is an answer in this (already ownership-checked) chat.
+async fn pinned_generation(state: &AppState, chat_id: Uuid, generation_id: Uuid) -> ApiResult<Uuid> {
+    let belongs = sqlx::query_scalar!(
+        // language=PostgreSQL
+        "select exists(select 1 from chat.messages where message_id = $1 and chat_id = $2 and role = 'assistant') as \"exists!\"",
+        generation_id,
+        chat_id
+    )
+    .fetch_one(&state.db)
+    .await?;
+    if belongs { Ok(generation_id) } else { Err(ApiError::NotFound("generation")) }
+}
+
+/// Stops the chat's running turn; the text so far is kept with status `stopped`.
+#[utoipa::path(post, path = "/api/chat/{id}/stop", tag = "chat", params(("id" = Uuid, Path, description = "Chat id")),
+    responses((status = 200, body = StopResponse), (status = 404, body = ErrorBody)))]
+pub async fn stop_chat(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    AppPath(chat_id): AppPath<Uuid>,
+) -> ApiResult<AppJson<StopResponse>> {
+    Ok(AppJson(state.engine.stop(&user.id, chat_id).await?))
+}

@@ -1,0 +1,103 @@
+//! Server processes that die or are stopped mid-answer: nothing is left streaming and no text is lost.
+
+use std::time::{Duration, Instant};
+
+use fake_databricks::FakeWorkspace;
+use fake_databricks::scenario::numbered_text;
+use reqwest::StatusCode;
+use serde_json::json;
+use shared::{MessagePage, MessageStatus};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use uuid::Uuid;
+
+use crate::helpers::{ALICE, MODEL, ServerProcess, TestApp};
+use crate::streams::{chunks_of, text_of};
+
+fn model_vars(fake: &FakeWorkspace) -> Vec<(&'static str, String)> {
+    vec![
+        ("LLM_BASE_URL", fake.serving_base_url()),
+        ("DATABRICKS_SERVING_ENDPOINT", MODEL.to_owned()),
+        ("TRUST_FORWARDED_HEADERS", "true".to_owned()),
+        ("TITLE_GENERATION", "false".to_owned()),
+        ("CHECKPOINT_INTERVAL_MS", "100".to_owned()),
+    ]
+}
+
+fn borrowed<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// A client for a server process (the helpers' request builders with its address).
+async fn client_for(process: &ServerProcess, connect: &PgConnectOptions) -> TestApp {
+    let db = PgPoolOptions::new().connect_with(connect.clone()).await.expect("pool");
+    TestApp::client_only(format!("http://{}", process.address()), db)
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_killed_servers_answer_is_stored_as_interrupted_with_its_text_at_the_next_start(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // Arrange: a server process streaming a long answer.
+    let fake = FakeWorkspace::start().await;
+    let vars = model_vars(&fake);
+    let url = connect.to_url_lossy().to_string();
+    let mut first = ServerProcess::start(&url, &borrowed(&vars));
+    let app = client_for(&first, &connect).await;
+    let chat_id = Uuid::new_v4();
+    let mut stream = app.open_chat(ALICE, json!({"id": chat_id, "message": "[[fake tokens=500 delay_ms=20]]"})).await;
+    let seen = stream.read_until_text("w15").await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // a checkpoint or two
+
+    // Act: the process dies without a chance to clean up, then a new one starts.
+    first.kill();
+    drop(stream);
+    let second = ServerProcess::start(&url, &borrowed(&vars));
+    let app = client_for(&second, &connect).await;
+
+    // Assert
+    let page: MessagePage = app.get(ALICE, &format!("/api/chats/{chat_id}/messages")).await.parse();
+    let answer = page.messages.last().expect("answer");
+    assert_eq!(answer.metadata.status, MessageStatus::Interrupted, "recovered at start");
+    assert!(answer.metadata.error.is_some());
+    let seen_text = text_of(&chunks_of(&seen));
+    assert!(
+        answer.text().starts_with(&seen_text),
+        "stored text keeps all the client saw: {} vs {seen_text}",
+        answer.text()
+    );
+    assert!(numbered_text(500).starts_with(&answer.text()));
+    assert_eq!(app.resume(ALICE, chat_id, None).await.status, StatusCode::NO_CONTENT);
+    let replay = app.resume(ALICE, chat_id, Some(1)).await;
+    assert_eq!(replay.final_status(), Some(MessageStatus::Interrupted), "a follower learns how it ended");
+    let next = app.post_chat(ALICE, json!({"id": chat_id, "message": "[[fake tokens=3]]"})).await;
+    assert_eq!(next.text(), numbered_text(3), "the chat accepts new turns");
+}
+
+#[sqlx::test(migrations = false)]
+async fn sigterm_lets_the_running_answer_finish_then_exits_cleanly(_: PgPoolOptions, connect: PgConnectOptions) {
+    let fake = FakeWorkspace::start().await;
+    let mut vars = model_vars(&fake);
+    vars.push(("SHUTDOWN_DRAIN_SECS", "10".to_owned()));
+    let url = connect.to_url_lossy().to_string();
+    let mut server = ServerProcess::start(&url, &borrowed(&vars));
+    let app = client_for(&server, &connect).await;
+    let chat_id = Uuid::new_v4();
+    let mut stream = app.open_chat(ALICE, json!({"id": chat_id, "message": "[[fake tokens=60 delay_ms=20]]"})).await;
+    let mut seen = stream.read_until_text("w5").await;
+
+    let started = Instant::now();
+    let reader = tokio::spawn(async move { stream.rest().await });
+    let status = tokio::task::spawn_blocking(move || server.terminate()).await.expect("join");
+    seen.extend(reader.await.expect("reader"));
+
+    assert!(status.success(), "exit status {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(text_of(&chunks_of(&seen)), numbered_text(60));
+    let stored: String = sqlx::query_scalar("select status from chat.messages where role = 'assistant'")
+        .fetch_one(&app.db)
+        .await
+        .expect("row");
+    assert_eq!(stored, "complete");
+}
