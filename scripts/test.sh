@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, lints, sqlx offline data, unit and integration tests (against the
-# local PostgreSQL), and the web app's build. Installs what it needs first. Usage: scripts/test.sh
+# local PostgreSQL) and end-to-end tests. Installs what it needs first. Usage: scripts/test.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -29,5 +29,10 @@ DATABASE_URL="$check_url" SQLX_OFFLINE=false cargo sqlx prepare --workspace --ch
 
 log "cargo test (unit and API tests on PostgreSQL)"
 DATABASE_URL="$TEST_ADMIN_URL" cargo test --workspace --exclude web --locked
+
+log "end-to-end: the Vercel AI SDK's transports against the real server"
+ensure_node
+cargo build --locked -p server -p fake-databricks
+(cd e2e && npm ci --silent --no-audit --no-fund && npm run --silent test:ai-sdk)
 
 log "all checks passed"

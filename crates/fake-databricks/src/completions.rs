@@ -93,6 +93,7 @@ fn chunk(model: &str, delta: Value, finish_reason: Option<&str>) -> Value {
 fn step_data(step: &Step, model: &str) -> Option<String> {
     let value = match step {
         Step::Text { text } => chunk(model, json!({"content": text}), None),
+        Step::Stamp => chunk(model, json!({"content": format!(" {}", crate::clock::micros())}), None),
         Step::TextParts { text } => chunk(model, json!({"content": [{"type": "text", "text": text}]}), None),
         Step::Reasoning { text } => chunk(
             model,

@@ -10,6 +10,7 @@
 //! - `POST /__fake/scenarios` (queue scripted answers), `GET /__fake/requests` (what the app sent),
 //!   `POST /__fake/reset`.
 
+pub mod clock;
 pub mod completions;
 pub mod scenario;
 
@@ -155,9 +156,7 @@ impl FakeWorkspace {
             inner.record_requests = config.record_requests;
         }
         let app = router(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let task = tokio::spawn(serve_connections(listener, app));
         Self { addr, state, task }
     }
 
@@ -194,6 +193,23 @@ impl FakeWorkspace {
     /// The shared state (for advanced scripting).
     pub fn state(&self) -> &Arc<FakeState> {
         &self.state
+    }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) with no cap on concurrent HTTP/2 streams, so one
+/// multiplexed client connection can carry thousands of streaming answers, as a Databricks endpoint does.
+async fn serve_connections(listener: tokio::net::TcpListener, app: Router) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http2().max_concurrent_streams(None);
+    let builder = Arc::new(builder);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+        });
     }
 }
 

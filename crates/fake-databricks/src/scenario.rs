@@ -38,6 +38,9 @@ pub enum Step {
         /// The text.
         text: String,
     },
+    /// A text token holding the moment it is sent, in microseconds of [`crate::clock::micros`] (benchmarks
+    /// measure how long the server took to pass it on).
+    Stamp,
     /// `delta.content` as a list with one text item (GPT-OSS style).
     TextParts {
         /// The text.
@@ -148,6 +151,7 @@ impl Scenario {
 /// | `malformed_after=N` | after N tokens, send a chunk that is not JSON |
 /// | `markdown=1` | answer with a fixed markdown sample (heading, list, table, code block) |
 /// | `html=1` | answer with HTML that must never run (`<script>`, `<img onerror>`) |
+/// | `stamp=1` | each token is ` <microseconds>` of the moment it is sent (benchmarks) |
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
     /// `tokens`.
@@ -176,6 +180,8 @@ pub struct Directives {
     pub markdown: bool,
     /// `html`.
     pub html: bool,
+    /// `stamp`.
+    pub stamp: bool,
 }
 
 /// The markdown sample of `markdown=1`.
@@ -208,6 +214,7 @@ impl Directives {
                 ("malformed_after", Some(n)) => directives.malformed_after = Some(n as usize),
                 ("markdown", Some(n)) => directives.markdown = n > 0,
                 ("html", Some(n)) => directives.html = n > 0,
+                ("stamp", Some(n)) => directives.stamp = n > 0,
                 _ => {}
             }
         }
@@ -260,7 +267,7 @@ impl Directives {
             if self.stall_after == Some(index) {
                 steps.push(Step::Delay { ms: self.stall_ms });
             }
-            push(&mut steps, Step::Text { text: word });
+            push(&mut steps, if self.stamp { Step::Stamp } else { Step::Text { text: word } });
         }
         steps.push(Step::Finish { reason: "stop".into() });
         steps.push(Step::Usage { prompt_tokens: (user_text.len() as u64 / 4).max(1), completion_tokens: count });

@@ -6,6 +6,7 @@
 mod api_latency;
 mod report;
 mod server_process;
+mod turns;
 
 use clap::{Parser, Subcommand};
 
@@ -22,11 +23,17 @@ enum Command {
     /// p50/p99 latency of `GET /api/chats` (a user with 10,000 chats) and `GET /api/chats/{id}/messages`
     /// (a chat with 100,000 messages).
     ApiLatency(api_latency::Args),
+    /// Many concurrent long turns: latency the server adds to each token, time to first token, memory per turn.
+    StreamLatency(turns::StreamArgs),
+    /// Completed short turns per second (20 tokens, no model delay, persistence on).
+    ShortTurns(turns::ShortArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::ApiLatency(args) => api_latency::run(args).await,
+        Command::StreamLatency(args) => turns::stream_latency(args).await,
+        Command::ShortTurns(args) => turns::short_turns(args).await,
     }
 }

@@ -283,6 +283,7 @@ fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {
             max_retry_wait: env
                 .parse_in_range("LLM_MAX_RETRY_WAIT_SECS", 0..=3600)?
                 .map_or(defaults.max_retry_wait, Duration::from_secs),
+            http2_prior_knowledge: env.parse_bool("LLM_HTTP2_PRIOR_KNOWLEDGE")?.unwrap_or(false),
         },
         history_token_budget: env.parse_in_range("HISTORY_TOKEN_BUDGET", 256..=10_000_000)?.unwrap_or(32_000),
         title_generation: env.parse_bool("TITLE_GENERATION")?.unwrap_or(true),

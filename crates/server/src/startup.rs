@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::http::{HeaderName, Response, StatusCode};
+use axum::serve::ListenerExt;
 use axum::{Extension, Router};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -104,7 +105,12 @@ impl Application {
                 let _ = drained_tx.send(());
             });
         };
-        axum::serve(self.listener, self.router).with_graceful_shutdown(signal).await.context("serving HTTP")?;
+        // Streams write many small frames; without TCP_NODELAY, Nagle's algorithm holds a frame back until the
+        // previous one is acknowledged, which the client's delayed ACK can stretch to 40 ms.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, self.router).with_graceful_shutdown(signal).await.context("serving HTTP")?;
         let _ = drained_rx.await;
         self.state.db.close().await;
         tracing::info!("server stopped");

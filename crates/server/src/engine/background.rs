@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::live::CancelReason;
 use super::{Inner, lock};
-use crate::db::generations::{self, FinalWrite};
+use crate::db::generations::{self, FinalWrite, StoredEvent};
 use crate::db::workers;
 
 /// Channel announcing that a generation's events were stored (payload: comma-separated generation ids).
@@ -78,6 +78,7 @@ pub(super) async fn start(inner: &Arc<Inner>, announce_rx: mpsc::UnboundedReceiv
     inner.background.add(tokio::spawn(announce_loop(inner.db.clone(), announce_rx)));
     inner.background.add(tokio::spawn(listen_loop(inner.clone())));
     inner.background.add(tokio::spawn(purge_loop(inner.clone())));
+    inner.background.add(tokio::spawn(super::checkpoint::checkpoint_loop(inner.clone())));
     Ok(())
 }
 
@@ -138,14 +139,14 @@ async fn sweep(inner: &Inner, periodic: bool) {
             }
             for orphan in workers::orphans_of(&mut tx, worker).await? {
                 let events = [
-                    UiChunk::Error { error_text: INTERRUPTED_MESSAGE.to_owned() },
-                    UiChunk::Finish {
+                    StoredEvent::Chunk(UiChunk::Error { error_text: INTERRUPTED_MESSAGE.to_owned() }),
+                    StoredEvent::Chunk(UiChunk::Finish {
                         message_metadata: Some(StreamMetadata {
                             status: Some(MessageStatus::Interrupted),
                             error: Some(INTERRUPTED_MESSAGE.to_owned()),
                             ..StreamMetadata::default()
                         }),
-                    },
+                    }),
                 ];
                 let write = FinalWrite {
                     generation_id: orphan.generation_id,

@@ -38,12 +38,13 @@ pub(super) async fn stored(inner: &Arc<Inner>, generation_id: Uuid, after: u64) 
             };
             let mut finished = false;
             for (first_seq, events) in batches {
-                for (offset, chunk) in events.into_iter().enumerate() {
+                for (offset, event) in events.into_iter().enumerate() {
                     let seq = first_seq as u64 + offset as u64;
                     if seq <= cursor {
                         continue;
                     }
                     cursor = seq;
+                    let chunk = UiChunk::from(event);
                     finished |= chunk.is_finish();
                     yield (seq, chunk);
                 }

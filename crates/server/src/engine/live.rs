@@ -36,6 +36,18 @@ pub struct LiveTurn {
     reason: Mutex<Option<CancelReason>>,
     /// Set once the final status is stored (or storing it was given up).
     stored: watch::Sender<bool>,
+    /// What is stored. Held while writing, so a checkpoint batch and the final write never store the same
+    /// events twice.
+    pub(super) saved: tokio::sync::Mutex<Saved>,
+}
+
+/// How much of a turn is stored, and when it was last written.
+#[derive(Debug, Clone, Copy)]
+pub struct Saved {
+    /// The last sequence number stored.
+    pub seq: u64,
+    /// When the turn was last checkpointed (or started).
+    pub at: tokio::time::Instant,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -54,6 +66,7 @@ impl LiveTurn {
             cancel: CancellationToken::new(),
             reason: Mutex::new(None),
             stored: watch::channel(false).0,
+            saved: tokio::sync::Mutex::new(Saved { seq: 0, at: tokio::time::Instant::now() }),
         })
     }
 

@@ -4,6 +4,7 @@
 //! and a delta event is just a byte range into it, so a turn of N tokens costs N small entries rather than N
 //! strings. Events are turned into UI-message-stream chunks only when a client or a checkpoint reads them.
 
+use serde::{Deserialize, Serialize};
 use shared::{MessagePart, UiChunk};
 
 /// Kind of a content part.
@@ -22,16 +23,14 @@ struct Part {
     open: bool,
 }
 
+/// One event: 8 bytes. A delta stores where it ends; it starts where the previous entry (a delta of the same
+/// part, or the part's start) left off, because a part's deltas are contiguous.
 #[derive(Debug, Clone, Copy)]
 enum Entry {
     /// A control chunk, stored in `controls`.
     Control(u32),
     Start(u16),
-    Delta {
-        part: u16,
-        start: u32,
-        end: u32,
-    },
+    Delta { part: u16, end: u32 },
     End(u16),
 }
 
@@ -116,9 +115,8 @@ impl TurnLog {
             }
         };
         let part = &mut self.parts[index];
-        let start = part.text.len() as u32;
         part.text.push_str(text);
-        self.entries.push(Entry::Delta { part: index as u16, start, end: part.text.len() as u32 });
+        self.entries.push(Entry::Delta { part: index as u16, end: part.text.len() as u32 });
     }
 
     /// Closes the open part, if any (before a step ends or the turn finishes).
@@ -132,19 +130,33 @@ impl TurnLog {
         }
     }
 
+    /// The entry with sequence number `seq` (1-based) and its index.
+    fn entry(&self, seq: u64) -> Option<(usize, Entry)> {
+        let index = usize::try_from(seq).ok()?.checked_sub(1)?;
+        Some((index, *self.entries.get(index)?))
+    }
+
+    /// The text of the delta at `index`.
+    fn delta_text(&self, index: usize, part: u16, end: u32) -> &str {
+        let start = match index.checked_sub(1).map(|i| self.entries[i]) {
+            Some(Entry::Delta { part: previous, end: previous_end }) if previous == part => previous_end,
+            _ => 0,
+        };
+        &self.parts[part as usize].text[start as usize..end as usize]
+    }
+
     /// The chunk with sequence number `seq` (1-based).
     pub fn chunk(&self, seq: u64) -> Option<UiChunk> {
-        let entry = *self.entries.get(usize::try_from(seq).ok()?.checked_sub(1)?)?;
+        let (index, entry) = self.entry(seq)?;
         Some(match entry {
             Entry::Control(index) => self.controls[index as usize].clone(),
             Entry::Start(part) => match self.parts[part as usize].kind {
                 PartKind::Text => UiChunk::TextStart { id: part_id(part) },
                 PartKind::Reasoning => UiChunk::ReasoningStart { id: part_id(part) },
             },
-            Entry::Delta { part, start, end } => {
-                let p = &self.parts[part as usize];
-                let delta = p.text[start as usize..end as usize].to_owned();
-                match p.kind {
+            Entry::Delta { part, end } => {
+                let delta = self.delta_text(index, part, end).to_owned();
+                match self.parts[part as usize].kind {
                     PartKind::Text => UiChunk::TextDelta { id: part_id(part), delta },
                     PartKind::Reasoning => UiChunk::ReasoningDelta { id: part_id(part), delta },
                 }
@@ -182,6 +194,74 @@ impl TurnLog {
         self.parts.iter().map(|p| p.text.capacity()).sum::<usize>()
             + self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.controls.capacity() * std::mem::size_of::<UiChunk>()
+    }
+}
+
+/// An event as stored in `chat.generation_events`: content deltas as compact arrays (`["t", 1, " word"]`, a
+/// third of the size of the chunk JSON, and most events are deltas), anything else as its UI chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredEvent {
+    /// `[kind, part, text]`.
+    Delta(StoredKind, u16, String),
+    /// Any other chunk.
+    Chunk(UiChunk),
+}
+
+/// Kind of a stored delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredKind {
+    /// Answer text.
+    #[serde(rename = "t")]
+    Text,
+    /// Reasoning.
+    #[serde(rename = "r")]
+    Reasoning,
+}
+
+impl From<StoredEvent> for UiChunk {
+    fn from(event: StoredEvent) -> Self {
+        match event {
+            StoredEvent::Delta(StoredKind::Text, part, delta) => UiChunk::TextDelta { id: part_id(part), delta },
+            StoredEvent::Delta(StoredKind::Reasoning, part, delta) => UiChunk::ReasoningDelta { id: part_id(part), delta },
+            StoredEvent::Chunk(chunk) => chunk,
+        }
+    }
+}
+
+impl From<UiChunk> for StoredEvent {
+    fn from(chunk: UiChunk) -> Self {
+        let part = |id: &str| id.parse::<u16>().ok();
+        match chunk {
+            UiChunk::TextDelta { id, delta } if part(&id).is_some() => {
+                StoredEvent::Delta(StoredKind::Text, part(&id).unwrap_or_default(), delta)
+            }
+            UiChunk::ReasoningDelta { id, delta } if part(&id).is_some() => {
+                StoredEvent::Delta(StoredKind::Reasoning, part(&id).unwrap_or_default(), delta)
+            }
+            other => StoredEvent::Chunk(other),
+        }
+    }
+}
+
+impl TurnLog {
+    /// Events `first..=last` in their stored form.
+    pub fn stored_events(&self, first: u64, last: u64) -> Vec<StoredEvent> {
+        (first..=last.min(self.len()))
+            .filter_map(|seq| {
+                let (index, entry) = self.entry(seq)?;
+                Some(match entry {
+                    Entry::Delta { part, end } => {
+                        let kind = match self.parts[part as usize].kind {
+                            PartKind::Text => StoredKind::Text,
+                            PartKind::Reasoning => StoredKind::Reasoning,
+                        };
+                        StoredEvent::Delta(kind, part, self.delta_text(index, part, end).to_owned())
+                    }
+                    _ => StoredEvent::Chunk(self.chunk(seq)?),
+                })
+            })
+            .collect()
     }
 }
 
@@ -239,6 +319,26 @@ mod tests {
             log.finish_with(terminal.clone());
             assert_eq!(log.chunks(before + 1, log.len()), announced);
         }
+    }
+
+    #[test]
+    fn stored_events_are_compact_and_turn_back_into_the_same_chunks() {
+        let mut log = TurnLog::default();
+        log.push_control(UiChunk::StartStep);
+        log.push_content(PartKind::Reasoning, "why");
+        log.push_content(PartKind::Text, " w1");
+        log.close_part();
+        let stored = log.stored_events(1, log.len());
+        let json = serde_json::to_string(&stored).expect("serializes");
+        assert!(json.contains(r#"["r",0,"why"]"#) && json.contains(r#"["t",1," w1"]"#), "{json}");
+        let back: Vec<StoredEvent> = serde_json::from_str(&json).expect("parses");
+        let chunks: Vec<UiChunk> = back.into_iter().map(UiChunk::from).collect();
+        assert_eq!(chunks, log.chunks(1, log.len()));
+    }
+
+    #[test]
+    fn an_entry_is_eight_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 8);
     }
 
     #[test]

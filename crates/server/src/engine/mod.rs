@@ -7,6 +7,7 @@
 //! when the process dies — `interrupted`, set by whichever process notices first (see [`background`]).
 
 mod background;
+mod checkpoint;
 mod follow;
 pub mod history;
 mod live;

@@ -5,13 +5,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use shared::{MessageStatus, StreamMetadata, TurnState, UiChunk, Usage};
-use tokio::time::{Instant, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
 
 use super::live::{CancelReason, LiveTurn};
 use super::log::PartKind;
 use super::{Inner, lock, title};
-use crate::db::generations::{self, FinalWrite};
+use crate::db::generations::{self, FinalWrite, StoredEvent};
 use crate::llm::{ChatModel, ModelEvent, ModelRequest};
 
 /// How a turn ended.
@@ -30,14 +29,15 @@ const SHUTTING_DOWN: &str = "the server restarted before the answer was finished
 
 /// Runs the turn to its end. Never panics on expected failures; every path stores a terminal status.
 pub(super) async fn run(inner: Arc<Inner>, turn: Arc<LiveTurn>, model: Arc<dyn ChatModel>, request: ModelRequest) {
-    let stop_checkpoints = CancellationToken::new();
-    let checkpoints = tokio::spawn(checkpoint_loop(inner.clone(), turn.clone(), stop_checkpoints.clone()));
     let mut usage: Option<Usage> = None;
     let mut stream = model.stream(request);
+    // One cancellation future for the whole loop: creating one per token would register a waiter each time.
+    let cancelled = turn.cancelled();
+    tokio::pin!(cancelled);
     let outcome = loop {
         tokio::select! {
             biased;
-            () = turn.cancelled() => break match turn.cancel_reason() {
+            () = &mut cancelled => break match turn.cancel_reason() {
                 Some(CancelReason::Stopped) | None => Outcome::Stopped,
                 Some(CancelReason::ShuttingDown) => Outcome::Interrupted(SHUTTING_DOWN.to_owned()),
                 Some(CancelReason::NotSaved) => Outcome::Failed(NOT_SAVED.to_owned()),
@@ -82,14 +82,15 @@ pub(super) async fn run(inner: Arc<Inner>, turn: Arc<LiveTurn>, model: Arc<dyn C
             ..StreamMetadata::default()
         }),
     });
-    stop_checkpoints.cancel();
-    let saved = checkpoints.await.unwrap_or(0);
+    // Waits for a checkpoint batch in flight, and keeps the next ones away from this turn.
+    let mut saved_guard = turn.saved.lock().await;
+    let saved = saved_guard.seq;
     // Clients see `finish` only once the end is stored, so a client that sends its next message right away
     // never finds this turn still "running" (409) nor an answer still "streaming" after a reload.
     let (parts, unsaved) = turn.update(|log| {
         log.seal();
-        let mut unsaved = log.chunks(saved + 1, log.len());
-        unsaved.extend(log.closing_chunks(&terminal));
+        let mut unsaved = log.stored_events(saved + 1, log.len());
+        unsaved.extend(log.closing_chunks(&terminal).into_iter().map(StoredEvent::from));
         (log.parts(), unsaved)
     });
     let write = OwnedFinalWrite {
@@ -104,6 +105,8 @@ pub(super) async fn run(inner: Arc<Inner>, turn: Arc<LiveTurn>, model: Arc<dyn C
     let stored = matches!(outcome, Outcome::Abandoned)
         || store_final(&inner, &write, inner.config.checkpoint_failure_limit).await;
     turn.update(|log| log.finish_with(terminal));
+    saved_guard.seq = turn.read(|log| log.len());
+    drop(saved_guard);
     if !stored {
         // The client has its answer; keep trying to store it for a while (a restart's recovery otherwise
         // keeps the last checkpoint, as interrupted).
@@ -118,59 +121,6 @@ pub(super) async fn run(inner: Arc<Inner>, turn: Arc<LiveTurn>, model: Arc<dyn C
     tracing::info!(generation.id = %turn.generation_id, status = status.as_str(), "turn ended");
 }
 
-/// Checkpoints the log every interval until told to stop; returns the last sequence number stored.
-async fn checkpoint_loop(inner: Arc<Inner>, turn: Arc<LiveTurn>, stop: CancellationToken) -> u64 {
-    let period = inner.config.checkpoint_interval;
-    // The first checkpoint comes one period in: short answers are stored once, by the final write.
-    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut saved: u64 = 0;
-    let mut failing_since: Option<Instant> = None;
-    let mut last_beat = Instant::now();
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return saved,
-            _ = ticks.tick() => {}
-        }
-        let (parts, events, len) = turn.read(|log| {
-            let len = log.len();
-            if len > saved { (log.parts(), log.chunks(saved + 1, len), len) } else { (Vec::new(), Vec::new(), len) }
-        });
-        let result = if !events.is_empty() {
-            generations::checkpoint(&inner.db, turn.generation_id, &parts, saved as i64 + 1, &events).await
-        } else if last_beat.elapsed() >= Duration::from_secs(2) {
-            generations::heartbeat(&inner.db, turn.generation_id).await
-        } else {
-            continue;
-        };
-        match result {
-            Ok(Some(cancel_requested)) => {
-                saved = len;
-                last_beat = Instant::now();
-                failing_since = None;
-                if !events.is_empty() {
-                    let _ = inner.to_announce.send(turn.generation_id);
-                }
-                if cancel_requested {
-                    turn.cancel(CancelReason::Stopped);
-                }
-            }
-            Ok(None) => {
-                tracing::warn!(generation.id = %turn.generation_id, "generation was recovered by another process; abandoning it");
-                turn.cancel(CancelReason::Abandoned);
-                return saved;
-            }
-            Err(error) => {
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                tracing::warn!(generation.id = %turn.generation_id, error = %error, "checkpoint failed");
-                if since.elapsed() >= inner.config.checkpoint_failure_limit {
-                    turn.cancel(CancelReason::NotSaved);
-                }
-            }
-        }
-    }
-}
-
 /// The final write of a turn, owned so it can be retried from a background task.
 struct OwnedFinalWrite {
     generation_id: uuid::Uuid,
@@ -179,7 +129,7 @@ struct OwnedFinalWrite {
     error: Option<String>,
     usage: Option<Usage>,
     first_seq: i64,
-    events: Vec<UiChunk>,
+    events: Vec<StoredEvent>,
 }
 
 /// Writes the terminal status and the events not yet stored, retrying while the database is unreachable, for

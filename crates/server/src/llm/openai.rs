@@ -34,6 +34,9 @@ pub struct ClientSettings {
     /// Longest `Retry-After` honoured; a longer one fails at once with the wait in the message
     /// (`LLM_MAX_RETRY_WAIT_SECS`).
     pub max_retry_wait: Duration,
+    /// Speak HTTP/2 without negotiation to an `http://` endpoint (`LLM_HTTP2_PRIOR_KNOWLEDGE`), so all turns
+    /// share one multiplexed connection. `https://` endpoints negotiate HTTP/2 on their own (Databricks does).
+    pub http2_prior_knowledge: bool,
 }
 
 impl Default for ClientSettings {
@@ -44,6 +47,7 @@ impl Default for ClientSettings {
             max_retries: 3,
             retry_base_delay: Duration::from_millis(500),
             max_retry_wait: Duration::from_secs(30),
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -80,11 +84,13 @@ impl OpenAiClient {
 
     /// The HTTP client settings every model client should use.
     pub fn http_client(settings: &ClientSettings) -> reqwest::Result<reqwest::Client> {
-        reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_keepalive(Duration::from_secs(30))
-            .build()
+            .tcp_nodelay(true);
+        let builder = if settings.http2_prior_knowledge { builder.http2_prior_knowledge() } else { builder };
+        builder.build()
     }
 }
 
@@ -99,22 +105,24 @@ impl ChatModel for OpenAiClient {
                 .with_max_delay(Duration::from_secs(8))
                 .with_max_times(settings.max_retries)
                 .with_jitter();
-            let opening = (|| inner.open(&request))
-                .retry(backoff)
-                .when(|error: &ModelError| {
-                    error.is_retryable() && error.retry_after().is_none_or(|wait| wait <= settings.max_retry_wait)
-                })
-                .adjust(|error: &ModelError, pause| pause.map(|pause| error.retry_after().unwrap_or(pause)))
-                .notify(|error: &ModelError, pause| {
-                    tracing::warn!(error = %error, retry_in_ms = pause.as_millis() as u64, "model call failed before the first token; retrying");
-                    let _ = retry_tx.send(pause);
-                });
-            tokio::pin!(opening);
-            let opened = loop {
-                tokio::select! {
-                    biased;
-                    Some(pause) = retry_rx.recv() => yield Ok(ModelEvent::Retrying { after: pause }),
-                    result = &mut opening => break result,
+            let opened = {
+                let opening = (|| inner.open(&request))
+                    .retry(backoff)
+                    .when(|error: &ModelError| {
+                        error.is_retryable() && error.retry_after().is_none_or(|wait| wait <= settings.max_retry_wait)
+                    })
+                    .adjust(|error: &ModelError, pause| pause.map(|pause| error.retry_after().unwrap_or(pause)))
+                    .notify(|error: &ModelError, pause| {
+                        tracing::warn!(error = %error, retry_in_ms = pause.as_millis() as u64, "model call failed before the first token; retrying");
+                        let _ = retry_tx.send(pause);
+                    });
+                tokio::pin!(opening);
+                loop {
+                    tokio::select! {
+                        biased;
+                        Some(pause) = retry_rx.recv() => yield Ok(ModelEvent::Retrying { after: pause }),
+                        result = &mut opening => break result,
+                    }
                 }
             };
             let Opened { head, rest } = match opened {
@@ -124,6 +132,9 @@ impl ChatModel for OpenAiClient {
                     return;
                 }
             };
+            // No more retries: the prompt (the whole history, up to the token budget) need not stay in memory
+            // for the rest of the answer.
+            drop(request);
             for event in head {
                 yield Ok(event);
             }

@@ -1,0 +1,141 @@
+//! Checkpoints: every turn running in this process is stored at least once per interval, many turns per
+//! statement. The interval is cut into ten slices and each slice stores the turns that are due, so the work is
+//! spread evenly instead of arriving as one burst a second (which stalled token delivery for tens of ms at a
+//! thousand turns).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{ConnectOptions, PgConnection};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::live::{CancelReason, LiveTurn};
+use super::{Inner, lock};
+use crate::db::generations::{self, CheckpointRow};
+
+/// Turns per statement: keeps one statement's size (new text of each turn) bounded.
+const BATCH: usize = 100;
+/// Slices per interval.
+const SLICES: u32 = 10;
+
+/// Runs until the engine closes.
+///
+/// Checkpoints use a connection of their own rather than the pool: a connection keeps its send buffer at the size
+/// of the largest statement it sent, and batches are large, so through the pool every connection would end up
+/// holding one (about 30 KiB of memory per running turn at a few hundred turns).
+pub(super) async fn checkpoint_loop(inner: Arc<Inner>) {
+    let mut conn: Option<PgConnection> = None;
+    let period = inner.config.checkpoint_interval;
+    let slice = period / SLICES;
+    // A turn is due once its last write is older than this; the slice it is picked in writes it within `period`.
+    let due_after = period - slice;
+    let mut ticks = tokio::time::interval_at(Instant::now() + slice, slice);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failing_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            () = inner.closing.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let turns: Vec<Arc<LiveTurn>> = lock(&inner.live).values().cloned().collect();
+        let mut all_ok = true;
+        let due: Vec<Arc<LiveTurn>> =
+            turns.iter().filter(|t| t.saved.try_lock().is_ok_and(|s| s.at.elapsed() >= due_after)).cloned().collect();
+        for batch in due.chunks(BATCH) {
+            if conn.is_none() {
+                conn = inner.db.connect_options().connect().await.ok();
+            }
+            let Some(connection) = conn.as_mut() else {
+                all_ok = false;
+                break;
+            };
+            if !checkpoint(&inner, connection, batch).await {
+                all_ok = false;
+                // The connection may be broken; the next batch opens a fresh one.
+                conn = None;
+            }
+        }
+        if all_ok {
+            failing_since = None;
+        } else {
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= inner.config.checkpoint_failure_limit {
+                tracing::error!(
+                    failing_secs = since.elapsed().as_secs(),
+                    "checkpoints keep failing; ending running turns so their text is not only in memory"
+                );
+                for turn in turns {
+                    turn.cancel(CancelReason::NotSaved);
+                }
+            }
+        }
+    }
+}
+
+/// Stores one batch; returns whether the write succeeded.
+async fn checkpoint(inner: &Inner, conn: &mut PgConnection, turns: &[Arc<LiveTurn>]) -> bool {
+    // Turns whose final write holds their lock are skipped: that write stores everything.
+    let mut held = Vec::with_capacity(turns.len());
+    let mut rows = Vec::with_capacity(turns.len());
+    for turn in turns {
+        let Ok(saved) = turn.saved.try_lock() else { continue };
+        let snapshot = turn.read(|log| {
+            if log.is_sealed() {
+                return None;
+            }
+            let len = log.len();
+            let (parts, events) = if len > saved.seq {
+                (Some(log.parts()), Some(log.stored_events(saved.seq + 1, len)))
+            } else {
+                (None, None)
+            };
+            Some((len, parts, events))
+        });
+        let Some((len, parts, events)) = snapshot else { continue };
+        let row = CheckpointRow {
+            generation_id: turn.generation_id,
+            parts_json: parts.and_then(|p| serde_json::to_string(&p).ok()),
+            first_seq: saved.seq as i64 + 1,
+            last_seq: if events.is_some() { len as i64 } else { saved.seq as i64 },
+            events_json: events.and_then(|e| serde_json::to_string(&e).ok()),
+        };
+        rows.push(row);
+        held.push((turn, saved, len));
+    }
+    if rows.is_empty() {
+        return true;
+    }
+    let started = Instant::now();
+    match generations::checkpoint_batch(&mut *conn, &rows).await {
+        Ok(running) => {
+            let running: std::collections::HashMap<uuid::Uuid, bool> = running.into_iter().collect();
+            for ((turn, mut saved, len), row) in held.into_iter().zip(&rows) {
+                match running.get(&turn.generation_id) {
+                    Some(&cancel_requested) => {
+                        saved.at = started;
+                        if row.events_json.is_some() {
+                            saved.seq = len;
+                            let _ = inner.to_announce.send(turn.generation_id);
+                        }
+                        if cancel_requested {
+                            turn.cancel(CancelReason::Stopped);
+                        }
+                    }
+                    None => {
+                        tracing::warn!(generation.id = %turn.generation_id, "generation was recovered by another process; abandoning it");
+                        turn.cancel(CancelReason::Abandoned);
+                    }
+                }
+            }
+            let took = started.elapsed();
+            if took > Duration::from_millis(500) {
+                tracing::warn!(turns = rows.len(), took_ms = took.as_millis() as u64, "slow checkpoint");
+            }
+            true
+        }
+        Err(error) => {
+            tracing::warn!(turns = rows.len(), error = %error, "checkpoint failed; retrying at the next interval");
+            false
+        }
+    }
+}
