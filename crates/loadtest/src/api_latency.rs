@@ -13,7 +13,7 @@ use crate::server_process::{BenchDatabase, ServerProcess};
 #[derive(clap::Args)]
 pub struct Args {
     /// Database the benchmark may create its own database from.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")]
     admin_url: String,
     /// Server binary to run.
     #[arg(long, default_value = "target/release/server")]

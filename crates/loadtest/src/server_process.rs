@@ -23,8 +23,13 @@ impl BenchDatabase {
         let name = format!("chat_bench_{}", uuid::Uuid::now_v7().simple());
         let mut admin = PgConnection::connect(admin_url).await.context("connecting with --admin-url")?;
         sqlx::raw_sql(&format!("create database {name}")).execute(&mut admin).await?;
-        let base = admin_url.rsplit_once('/').map(|(base, _)| base).context("admin url has no database part")?;
-        Ok(Self { admin_url: admin_url.to_owned(), url: format!("{base}/{name}"), name })
+        let (without_query, query) = admin_url.split_once('?').map_or((admin_url, None), |(u, q)| (u, Some(q)));
+        let base = without_query.rsplit_once('/').map(|(base, _)| base).context("admin url has no database part")?;
+        let url = match query {
+            Some(query) => format!("{base}/{name}?{query}"),
+            None => format!("{base}/{name}"),
+        };
+        Ok(Self { admin_url: admin_url.to_owned(), url, name })
     }
 
     /// Drops the database.
@@ -97,7 +102,10 @@ impl ServerProcess {
 /// Resident set size of a process, in KiB (Linux).
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|line| line.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 impl Drop for ServerProcess {

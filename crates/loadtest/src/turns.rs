@@ -22,7 +22,7 @@ const USER: &str = "bench@example.com";
 #[derive(clap::Args, Clone)]
 pub struct Common {
     /// Database the benchmark may create its own database from.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")]
     admin_url: String,
     /// Server binary to run.
     #[arg(long, default_value = "target/release/server")]
@@ -146,7 +146,8 @@ async fn run_turn(client: &reqwest::Client, base_url: &str, message: &str) -> an
                 }
             }
             Ok(UiChunk::Finish { message_metadata }) => {
-                observation.completed = message_metadata.and_then(|m| m.status) == Some(shared::MessageStatus::Complete);
+                observation.completed =
+                    message_metadata.and_then(|m| m.status) == Some(shared::MessageStatus::Complete);
             }
             _ => {}
         }
@@ -259,7 +260,13 @@ fn per_second(observations: &[TurnObservation]) {
     for (second, samples) in buckets {
         let l = Latencies::new(samples);
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!("| {second} | {} | {:.2} | {:.2} | {:.2} |", l.len(), ms(l.percentile(50.0)), ms(l.percentile(99.0)), ms(l.percentile(100.0)));
+        println!(
+            "| {second} | {} | {:.2} | {:.2} | {:.2} |",
+            l.len(),
+            ms(l.percentile(50.0)),
+            ms(l.percentile(99.0)),
+            ms(l.percentile(100.0))
+        );
     }
 }
 

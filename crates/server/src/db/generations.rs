@@ -1,4 +1,7 @@
-//! Queries on `chat.generations` and `chat.generation_events`, and the turn-start writes on messages.
+//! Queries for turns: starting one (user message + streaming answer), checkpoints, the final write, event
+//! batches (`chat.generation_events`) and the generation state kept on the assistant message.
+//!
+//! A "generation" is an assistant answer being (or having been) streamed; its id is the message's id.
 
 use chrono::{DateTime, Utc};
 use shared::{MessagePart, MessageStatus, Usage};
@@ -19,7 +22,9 @@ pub struct LockedChat {
     pub model: Option<String>,
 }
 
-/// Locks the chat row (serialising turn starts on one chat); `None` if it does not exist.
+/// Locks the chat row, serialising turn starts on one chat across every process; `None` if the chat does not
+/// exist. Check for a streaming answer with a separate statement afterwards: one in the same statement would
+/// use the snapshot taken before the lock wait and miss the answer the previous lock holder just committed.
 pub async fn lock_chat(conn: &mut PgConnection, chat_id: Uuid) -> sqlx::Result<Option<LockedChat>> {
     sqlx::query_as!(
         LockedChat,
@@ -31,11 +36,14 @@ pub async fn lock_chat(conn: &mut PgConnection, chat_id: Uuid) -> sqlx::Result<O
     .await
 }
 
-/// The generation running in a chat, if any.
+/// Name of the unique index that allows one streaming answer per chat.
+pub const ONE_STREAMING_PER_CHAT: &str = "messages_one_streaming_per_chat_idx";
+
+/// The answer streaming in a chat, if any.
 pub async fn running_generation(db: impl PgExecutor<'_>, chat_id: Uuid) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar!(
         // language=PostgreSQL
-        "select generation_id from chat.generations where chat_id = $1 and status = 'running'",
+        "select message_id from chat.messages where chat_id = $1 and status = 'streaming'",
         chat_id
     )
     .fetch_optional(db)
@@ -100,87 +108,56 @@ pub async fn delete_messages_after(conn: &mut PgConnection, chat_id: Uuid, seq: 
     Ok(result.rows_affected())
 }
 
-/// Reserves `count` message positions and marks the chat active; returns the last reserved seq.
-pub async fn reserve_seqs(conn: &mut PgConnection, chat_id: Uuid, count: i64, model: &str) -> sqlx::Result<i64> {
-    sqlx::query_scalar!(
-        // language=PostgreSQL
-        r#"
-        update chat.chats set last_seq = last_seq + $2, updated_at = now(), model = $3
-        where chat_id = $1
-        returning last_seq
-        "#,
-        chat_id,
-        count,
-        model
-    )
-    .fetch_one(conn)
-    .await
-}
-
-/// A message to insert.
-pub struct NewMessage<'a> {
-    /// Id.
-    pub message_id: Uuid,
-    /// Chat.
+/// The rows a turn start writes.
+pub struct NewTurn<'a> {
+    /// Chat (locked by the caller's transaction).
     pub chat_id: Uuid,
-    /// Position.
-    pub seq: i64,
-    /// `user` or `assistant`.
-    pub role: &'a str,
-    /// Content.
-    pub parts: &'a [MessagePart],
-    /// Status.
-    pub status: MessageStatus,
-    /// Model (assistant).
-    pub model: Option<&'a str>,
-    /// Client id (user).
-    pub client_id: Option<&'a str>,
+    /// The user message: (id, parts, client id). `None` when regenerating.
+    pub user: Option<(Uuid, &'a [MessagePart], Option<&'a str>)>,
+    /// The answer's id.
+    pub answer_id: Uuid,
+    /// Model answering.
+    pub model: &'a str,
+    /// This process's worker id.
+    pub worker_id: i64,
 }
 
-/// Inserts a message; returns its creation time.
-pub async fn insert_message(conn: &mut PgConnection, message: NewMessage<'_>) -> sqlx::Result<DateTime<Utc>> {
-    sqlx::query_scalar!(
+/// Reserves message positions, marks the chat active, and inserts the user message (if any) and the streaming
+/// answer, in one statement. Returns the answer's seq and creation time.
+pub async fn insert_turn(conn: &mut PgConnection, turn: NewTurn<'_>) -> sqlx::Result<(i64, DateTime<Utc>)> {
+    let (user_id, user_parts, client_id) = match turn.user {
+        Some((id, parts, client_id)) => (Some(id), Some(Json(parts)), client_id),
+        None => (None, None, None),
+    };
+    let count: i64 = if user_id.is_some() { 2 } else { 1 };
+    let row = sqlx::query!(
         // language=PostgreSQL
         r#"
-        insert into chat.messages (message_id, chat_id, seq, role, parts, status, model, client_id)
-        values ($1, $2, $3, $4, $5, $6, $7, $8)
-        returning created_at
+        with position as (
+            update chat.chats set last_seq = last_seq + $2, updated_at = now(), model = $3
+            where chat_id = $1
+            returning last_seq
+        ), user_message as (
+            insert into chat.messages (message_id, chat_id, seq, role, parts, status, client_id)
+            select $4, $1, position.last_seq - 1, 'user', $5, 'complete', $6
+            from position where $4::uuid is not null
+        )
+        insert into chat.messages (message_id, chat_id, seq, role, parts, status, model, worker_id, heartbeat_at)
+        select $7, $1, position.last_seq, 'assistant', '[]', 'streaming', $3, $8, now() from position
+        returning seq, created_at
         "#,
-        message.message_id,
-        message.chat_id,
-        message.seq,
-        message.role,
-        Json(message.parts) as _,
-        message.status.as_str(),
-        message.model,
-        message.client_id
+        turn.chat_id,
+        count,
+        turn.model,
+        user_id,
+        user_parts as _,
+        client_id,
+        turn.answer_id,
+        turn.worker_id
     )
     .fetch_one(conn)
-    .await
-}
-
-/// Registers a running generation owned by `worker_id`.
-pub async fn insert_generation(
-    conn: &mut PgConnection,
-    generation_id: Uuid,
-    chat_id: Uuid,
-    user_message_id: Uuid,
-    worker_id: i64,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        // language=PostgreSQL
-        r#"
-        insert into chat.generations (generation_id, chat_id, user_message_id, worker_id)
-        values ($1, $2, $3, $4)
-        "#,
-        generation_id,
-        chat_id,
-        user_message_id,
-        worker_id
-    )
-    .execute(conn)
     .await?;
-    Ok(())
+    Ok((row.seq, row.created_at))
 }
 
 /// A message of the history sent to the model.
@@ -217,7 +194,7 @@ pub async fn history(
     .await
 }
 
-/// One running generation's part of a checkpoint batch.
+/// One streaming answer's part of a checkpoint batch.
 #[derive(Debug, Clone)]
 pub struct CheckpointRow {
     /// Generation (= assistant message) id.
@@ -232,12 +209,12 @@ pub struct CheckpointRow {
     pub events_json: Option<String>,
 }
 
-/// Checkpoints many generations in one statement: new events, partial answers, heartbeats. Returns, for each
-/// generation still running, whether a stop was requested; a generation missing from the result is no longer
-/// running (another process recovered it).
+/// Checkpoints many streaming answers in one statement: new events, partial text, heartbeat. Returns, for each
+/// answer still streaming, whether a stop was requested; an answer missing from the result is no longer
+/// streaming (another process recovered it).
 ///
-/// One statement per interval for all of a process's turns, rather than one per turn: at a thousand streaming
-/// turns that is one commit a second instead of a thousand.
+/// One statement for many turns rather than one per turn: at a thousand streaming turns that is a handful of
+/// commits a second instead of a thousand.
 pub async fn checkpoint_batch(db: impl PgExecutor<'_>, rows: &[CheckpointRow]) -> sqlx::Result<Vec<(Uuid, bool)>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.generation_id).collect();
     let parts: Vec<Option<String>> = rows.iter().map(|r| r.parts_json.clone()).collect();
@@ -250,19 +227,18 @@ pub async fn checkpoint_batch(db: impl PgExecutor<'_>, rows: &[CheckpointRow]) -
         with input as (
             select * from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[])
                 as t(generation_id, parts, first_seq, last_seq, events)
-        ), message as (
-            update chat.messages m set parts = i.parts::jsonb, updated_at = now()
-            from input i
-            where m.message_id = i.generation_id and i.parts is not null and m.status = 'streaming'
         ), batch as (
             insert into chat.generation_events (generation_id, first_seq, last_seq, events)
-            select i.generation_id, i.first_seq, i.last_seq, i.events::jsonb from input i where i.events is not null
+            select i.generation_id, i.first_seq, i.last_seq, i.events::jsonb
+            from input i join chat.messages m on m.message_id = i.generation_id and m.status = 'streaming'
+            where i.events is not null
         )
-        update chat.generations g
-        set last_event_seq = greatest(g.last_event_seq, i.last_seq), heartbeat_at = now()
+        update chat.messages m
+        set parts = coalesce(i.parts::jsonb, m.parts), last_event_seq = greatest(m.last_event_seq, i.last_seq),
+            heartbeat_at = now()
         from input i
-        where g.generation_id = i.generation_id and g.status = 'running'
-        returning g.generation_id, g.cancel_requested
+        where m.message_id = i.generation_id and m.status = 'streaming'
+        returning m.message_id, m.cancel_requested
         "#,
         &ids,
         &parts as &[Option<String>],
@@ -272,7 +248,7 @@ pub async fn checkpoint_batch(db: impl PgExecutor<'_>, rows: &[CheckpointRow]) -
     )
     .fetch_all(db)
     .await?;
-    Ok(result.into_iter().map(|r| (r.generation_id, r.cancel_requested)).collect())
+    Ok(result.into_iter().map(|r| (r.message_id, r.cancel_requested)).collect())
 }
 
 /// The final write of a generation.
@@ -293,82 +269,61 @@ pub struct FinalWrite<'a> {
     pub events: &'a [StoredEvent],
 }
 
-/// Writes the terminal status, the final content and the last events in one transaction.
-/// Returns false if the generation had already been finished by someone else (e.g. recovery).
-pub async fn finalize(conn: &mut PgConnection, write: &FinalWrite<'_>) -> sqlx::Result<bool> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
+/// Writes the terminal status, the final content and the last events in one statement. Returns false if the
+/// answer was no longer streaming (finished by someone else, e.g. recovery).
+pub async fn finalize(db: impl PgExecutor<'_>, write: &FinalWrite<'_>) -> sqlx::Result<bool> {
     let usage = write.usage.unwrap_or_default();
-    let updated = sqlx::query!(
+    let last_seq = write.first_seq + write.events.len() as i64 - 1;
+    let events = (!write.events.is_empty()).then_some(Json(write.events));
+    let updated = sqlx::query_scalar!(
         // language=PostgreSQL
         r#"
-        update chat.messages
-        set parts = $2, status = $3, error = $4, input_tokens = $5, output_tokens = $6, updated_at = now()
-        where message_id = $1 and status = 'streaming'
+        with answer as (
+            update chat.messages
+            set parts = $2, status = $3, error = $4, input_tokens = $5, output_tokens = $6,
+                last_event_seq = greatest(last_event_seq, $8), updated_at = now()
+            where message_id = $1 and status = 'streaming'
+            returning message_id
+        ), batch as (
+            insert into chat.generation_events (generation_id, first_seq, last_seq, events)
+            select message_id, $7, $8, $9 from answer where $9::jsonb is not null
+        )
+        select count(*) as "updated!" from answer
         "#,
         write.generation_id,
         Json(write.parts) as _,
         write.status.as_str(),
         write.error,
         usage.input_tokens,
-        usage.output_tokens
+        usage.output_tokens,
+        write.first_seq,
+        last_seq,
+        events as _
     )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if updated == 0 {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    let last_seq = write.first_seq + write.events.len() as i64 - 1;
-    if !write.events.is_empty() {
-        sqlx::query!(
-            // language=PostgreSQL
-            r#"
-            insert into chat.generation_events (generation_id, first_seq, last_seq, events)
-            values ($1, $2, $3, $4)
-            "#,
-            write.generation_id,
-            write.first_seq,
-            last_seq,
-            Json(write.events) as _
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    sqlx::query!(
-        // language=PostgreSQL
-        r#"
-        update chat.generations set status = 'finished', finished_at = now(), last_event_seq = greatest(last_event_seq, $2)
-        where generation_id = $1
-        "#,
-        write.generation_id,
-        last_seq
-    )
-    .execute(&mut *tx)
+    .fetch_one(db)
     .await?;
-    tx.commit().await?;
-    Ok(true)
+    Ok(updated > 0)
 }
 
 /// Status of a generation, for followers in other processes.
 #[derive(Debug, Clone, Copy)]
 pub struct GenerationState {
-    /// Whether it is still running.
+    /// Whether it is still streaming.
     pub running: bool,
     /// Highest stored event.
     pub last_event_seq: i64,
 }
 
-/// The state of a generation.
+/// The state of a generation (`None`: no such answer).
 pub async fn generation_state(db: impl PgExecutor<'_>, generation_id: Uuid) -> sqlx::Result<Option<GenerationState>> {
     let row = sqlx::query!(
         // language=PostgreSQL
-        "select status, last_event_seq from chat.generations where generation_id = $1",
+        "select status, last_event_seq from chat.messages where message_id = $1 and role = 'assistant'",
         generation_id
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|r| GenerationState { running: r.status == "running", last_event_seq: r.last_event_seq }))
+    Ok(row.map(|r| GenerationState { running: r.status == "streaming", last_event_seq: r.last_event_seq }))
 }
 
 /// Stored event batches that contain events after `after_seq`, in order.
@@ -393,28 +348,28 @@ pub async fn events_after(
     Ok(rows.into_iter().map(|r| (r.first_seq, r.events.0)).collect())
 }
 
-/// The chat's latest generation: (id, running).
+/// The chat's latest answer: (id, streaming).
 pub async fn latest_generation(db: impl PgExecutor<'_>, chat_id: Uuid) -> sqlx::Result<Option<(Uuid, bool)>> {
     let row = sqlx::query!(
         // language=PostgreSQL
         r#"
-        select generation_id, status from chat.generations
-        where chat_id = $1
-        order by created_at desc
+        select message_id, status from chat.messages
+        where chat_id = $1 and role = 'assistant'
+        order by seq desc
         limit 1
         "#,
         chat_id
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|r| (r.generation_id, r.status == "running")))
+    Ok(row.map(|r| (r.message_id, r.status == "streaming")))
 }
 
-/// Asks the worker of a running generation to stop it; false if it is not running.
+/// Asks the worker of a streaming answer to stop it; false if it is not streaming.
 pub async fn request_cancel(db: impl PgExecutor<'_>, generation_id: Uuid) -> sqlx::Result<bool> {
     let result = sqlx::query!(
         // language=PostgreSQL
-        "update chat.generations set cancel_requested = true where generation_id = $1 and status = 'running'",
+        "update chat.messages set cancel_requested = true where message_id = $1 and status = 'streaming'",
         generation_id
     )
     .execute(db)
@@ -470,13 +425,29 @@ pub async fn fetch_generation(
     .await
 }
 
-/// Deletes finished generations (and their event logs) older than `retention_secs`; their messages stay.
-pub async fn purge_finished(db: impl PgExecutor<'_>, retention_secs: f64) -> sqlx::Result<u64> {
+/// Whether an answer is in a given chat (an assistant message).
+pub async fn is_answer_in_chat(db: impl PgExecutor<'_>, chat_id: Uuid, generation_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        // language=PostgreSQL
+        r#"
+        select exists(select 1 from chat.messages where message_id = $1 and chat_id = $2 and role = 'assistant')
+            as "exists!"
+        "#,
+        generation_id,
+        chat_id
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Deletes event batches older than `retention_secs` whose answer has finished; the messages stay.
+pub async fn purge_events(db: impl PgExecutor<'_>, retention_secs: f64) -> sqlx::Result<u64> {
     let result = sqlx::query!(
         // language=PostgreSQL
         r#"
-        delete from chat.generations
-        where status = 'finished' and finished_at < now() - make_interval(secs => $1)
+        delete from chat.generation_events e
+        where e.created_at < now() - make_interval(secs => $1)
+          and not exists (select 1 from chat.messages m where m.message_id = e.generation_id and m.status = 'streaming')
         "#,
         retention_secs
     )

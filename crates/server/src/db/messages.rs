@@ -81,9 +81,8 @@ pub async fn list_messages(
         r#"
         select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
                m.input_tokens, m.output_tokens, m.error, m.created_at,
-               g.last_event_seq as "resume_cursor?"
+               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?"
         from chat.messages m
-        left join chat.generations g on g.generation_id = m.message_id and m.status = 'streaming'
         where m.chat_id = $1 and m.seq < $2
         order by m.seq desc
         limit $3

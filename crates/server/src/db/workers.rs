@@ -1,4 +1,4 @@
-//! Liveness of server processes ("workers") and recovery of the generations of dead ones.
+//! Liveness of server processes ("workers") and recovery of the answers of dead ones.
 //!
 //! Each process picks a random 64-bit worker id and holds `pg_advisory_lock(worker_id)` on a dedicated
 //! connection for its whole life. PostgreSQL releases the lock when that connection ends, so another process
@@ -15,19 +15,21 @@ pub async fn hold_worker_lock(conn: &mut PgConnection, worker_id: i64) -> sqlx::
     Ok(())
 }
 
-/// Workers other than `me` with running generations whose last heartbeat is older than `grace_secs`.
+/// Workers other than `me` with streaming answers whose last heartbeat is older than `grace_secs`.
 pub async fn suspect_workers(conn: &mut PgConnection, me: i64, grace_secs: f64) -> sqlx::Result<Vec<i64>> {
-    sqlx::query_scalar!(
+    let workers = sqlx::query_scalar!(
         // language=PostgreSQL
         r#"
-        select distinct worker_id from chat.generations
-        where status = 'running' and worker_id <> $1 and heartbeat_at < now() - make_interval(secs => $2)
+        select distinct worker_id as "worker_id!" from chat.messages
+        where status = 'streaming' and worker_id is not null and worker_id <> $1
+          and heartbeat_at < now() - make_interval(secs => $2)
         "#,
         me,
         grace_secs
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(workers)
 }
 
 /// Inside a transaction: whether the worker's lock is free (the worker is gone). Held until the transaction ends.
@@ -43,7 +45,7 @@ pub async fn has_ancient_heartbeat(conn: &mut PgConnection, worker_id: i64, limi
         // language=PostgreSQL
         r#"
         select coalesce(max(heartbeat_at) < now() - make_interval(secs => $2), false) as "ancient!"
-        from chat.generations where worker_id = $1 and status = 'running'
+        from chat.messages where worker_id = $1 and status = 'streaming'
         "#,
         worker_id,
         limit_secs
@@ -53,7 +55,7 @@ pub async fn has_ancient_heartbeat(conn: &mut PgConnection, worker_id: i64, limi
     Ok(ancient)
 }
 
-/// A running generation of a dead worker, with its last checkpoint.
+/// A streaming answer of a dead worker, with its last checkpoint.
 #[derive(Debug)]
 pub struct Orphan {
     /// Generation (= assistant message) id.
@@ -64,17 +66,16 @@ pub struct Orphan {
     pub parts: Json<Vec<MessagePart>>,
 }
 
-/// The running generations of a worker, locked for update.
+/// The streaming answers of a worker, locked for update.
 pub async fn orphans_of(conn: &mut PgConnection, worker_id: i64) -> sqlx::Result<Vec<Orphan>> {
     sqlx::query_as!(
         Orphan,
         // language=PostgreSQL
         r#"
-        select g.generation_id, g.last_event_seq, m.parts as "parts: Json<Vec<MessagePart>>"
-        from chat.generations g
-        join chat.messages m on m.message_id = g.generation_id
-        where g.worker_id = $1 and g.status = 'running'
-        for update of g skip locked
+        select message_id as generation_id, last_event_seq, parts as "parts: Json<Vec<MessagePart>>"
+        from chat.messages
+        where worker_id = $1 and status = 'streaming'
+        for update skip locked
         "#,
         worker_id
     )

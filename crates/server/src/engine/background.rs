@@ -157,7 +157,7 @@ async fn sweep(inner: &Inner, periodic: bool) {
                     first_seq: orphan.last_event_seq + 1,
                     events: &events,
                 };
-                if generations::finalize(&mut tx, &write).await? {
+                if generations::finalize(&mut *tx, &write).await? {
                     recovered += 1;
                 }
             }
@@ -247,7 +247,7 @@ async fn listen_loop(inner: Arc<Inner>) {
 async fn purge_loop(inner: Arc<Inner>) {
     loop {
         tokio::time::sleep(PURGE_EVERY).await;
-        match generations::purge_finished(&inner.db, inner.config.stream_retention.as_secs_f64()).await {
+        match generations::purge_events(&inner.db, inner.config.stream_retention.as_secs_f64()).await {
             Ok(0) => {}
             Ok(count) => tracing::debug!(generations = count, "deleted expired event logs"),
             Err(error) => tracing::warn!(error = %error, "deleting expired event logs failed"),

@@ -17,11 +17,17 @@ const POLL_FALLBACK: Duration = Duration::from_secs(1);
 
 /// Events of a generation run elsewhere (or already finished), after `after`.
 pub(super) async fn stored(inner: &Arc<Inner>, generation_id: Uuid, after: u64) -> Result<ChunkStream, ApiError> {
-    if generations::generation_state(&inner.db, generation_id).await?.is_none() {
-        // The event log is gone (retention): rebuild the whole answer from the stored message.
-        return Ok(Box::pin(futures::stream::iter(
-            synthesized(inner, generation_id).await?.into_iter().skip(after as usize),
-        )));
+    let state =
+        generations::generation_state(&inner.db, generation_id).await?.ok_or(ApiError::NotFound("generation"))?;
+    if !state.running && (after as i64) < state.last_event_seq {
+        let first_stored =
+            generations::events_after(&inner.db, generation_id, after as i64).await?.first().map(|b| b.0);
+        if first_stored.is_none_or(|first| first as u64 > after + 1) {
+            // The event log expired (retention). From the start the answer can be rebuilt from its message; from
+            // an event id it cannot (the ids are gone), so the client is told it is over and reloads the message.
+            let chunks = if after == 0 { synthesized(inner, generation_id).await? } else { Vec::new() };
+            return Ok(Box::pin(futures::stream::iter(chunks)));
+        }
     }
     let inner = inner.clone();
     let mut flushed = inner.flushed.subscribe();

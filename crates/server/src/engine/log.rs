@@ -30,7 +30,10 @@ enum Entry {
     /// A control chunk, stored in `controls`.
     Control(u32),
     Start(u16),
-    Delta { part: u16, end: u32 },
+    Delta {
+        part: u16,
+        end: u32,
+    },
     End(u16),
 }
 
@@ -223,7 +226,9 @@ impl From<StoredEvent> for UiChunk {
     fn from(event: StoredEvent) -> Self {
         match event {
             StoredEvent::Delta(StoredKind::Text, part, delta) => UiChunk::TextDelta { id: part_id(part), delta },
-            StoredEvent::Delta(StoredKind::Reasoning, part, delta) => UiChunk::ReasoningDelta { id: part_id(part), delta },
+            StoredEvent::Delta(StoredKind::Reasoning, part, delta) => {
+                UiChunk::ReasoningDelta { id: part_id(part), delta }
+            }
             StoredEvent::Chunk(chunk) => chunk,
         }
     }

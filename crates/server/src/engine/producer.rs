@@ -147,11 +147,7 @@ async fn store_final(inner: &Inner, owned: &OwnedFinalWrite, limit: Duration) ->
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {
-        let attempt = async {
-            let mut conn = inner.db.acquire().await?;
-            generations::finalize(&mut conn, &write).await
-        };
-        match attempt.await {
+        match generations::finalize(&inner.db, &write).await {
             Ok(true) => return true,
             Ok(false) => {
                 tracing::warn!(generation.id = %owned.generation_id, "generation was already finished elsewhere");

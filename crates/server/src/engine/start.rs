@@ -12,7 +12,7 @@ use super::live::LiveTurn;
 use super::title::derive_title;
 use super::{Engine, lock, producer};
 use crate::db::chats;
-use crate::db::generations::{self, NewMessage};
+use crate::db::generations::{self, NewTurn};
 use crate::error::ApiError;
 use crate::llm::ModelRequest;
 
@@ -26,8 +26,8 @@ pub struct TurnInput {
     pub text: Option<String>,
     /// The client's id for the message, making retries idempotent.
     pub client_id: Option<String>,
-    /// The model to answer with (already resolved against the catalog).
-    pub model: String,
+    /// The model the client asked for; the chat's (or the default) when `None`. Must be offered.
+    pub model: Option<String>,
 }
 
 /// A started (or, for an idempotent retry, already existing) turn.
@@ -47,6 +47,7 @@ struct Stored {
     generation_id: Uuid,
     user_message_id: Uuid,
     user_text: String,
+    model: String,
     assistant_seq: i64,
     created_at: DateTime<Utc>,
     title: String,
@@ -79,7 +80,7 @@ impl Engine {
                 message_id: Some(stored.generation_id.to_string()),
                 message_metadata: Some(StreamMetadata {
                     status: Some(MessageStatus::Streaming),
-                    model: Some(input.model.clone()),
+                    model: Some(stored.model.clone()),
                     created_at: Some(stored.created_at),
                     chat_id: Some(chat_id),
                     seq: Some(stored.assistant_seq),
@@ -92,7 +93,7 @@ impl Engine {
         });
         lock(&inner.live).insert(stored.generation_id, turn.clone());
         let request = ModelRequest {
-            model: input.model.clone(),
+            model: stored.model.clone(),
             messages: build_prompt(
                 inner.prompt.system_prompt.as_deref(),
                 &stored.history,
@@ -101,10 +102,10 @@ impl Engine {
             temperature: inner.prompt.temperature,
             max_tokens: inner.prompt.max_tokens,
         };
-        tracing::info!(chat.id = %chat_id, generation.id = %stored.generation_id, model = %input.model, "turn started");
+        tracing::info!(chat.id = %chat_id, generation.id = %stored.generation_id, model = %stored.model, "turn started");
         inner.tasks.spawn(producer::run(self.inner.clone(), turn.clone(), model.clone(), request));
         if stored.chat_is_new && inner.prompt.title_generation {
-            let title_model = inner.prompt.title_model.clone().unwrap_or_else(|| input.model.clone());
+            let title_model = inner.prompt.title_model.clone().unwrap_or_else(|| stored.model.clone());
             inner.tasks.spawn(producer::retitle(
                 self.inner.clone(),
                 turn,
@@ -124,10 +125,15 @@ impl Engine {
 
     async fn begin(&self, owner_id: &str, chat_id: Uuid, input: &TurnInput) -> Result<Begun, ApiError> {
         let inner = &self.inner;
+        let requested = input.model.as_deref().map(|m| self.resolve_model(Some(m), None)).transpose()?;
         let mut tx = inner.db.begin().await?;
         let derived =
             input.text.as_deref().map(derive_title).unwrap_or_else(|| crate::routes::chats::DEFAULT_TITLE.to_owned());
-        let created = chats::insert_chat(&mut *tx, chat_id, owner_id, &derived, Some(&input.model), None).await?;
+        let initial_model = match &requested {
+            Some(model) => model.clone(),
+            None => self.resolve_model(None, None)?,
+        };
+        let created = chats::insert_chat(&mut *tx, chat_id, owner_id, &derived, Some(&initial_model), None).await?;
         let chat = generations::lock_chat(&mut tx, chat_id)
             .await?
             .filter(|c| c.owner_id == owner_id)
@@ -145,63 +151,56 @@ impl Engine {
         if let Some(running) = generations::running_generation(&mut *tx, chat_id).await? {
             return Err(ApiError::GenerationInProgress(running));
         }
+        let model = match requested {
+            Some(model) => model,
+            None => self.resolve_model(None, chat.model.as_deref())?,
+        };
 
         let generation_id = Uuid::now_v7();
-        let (user_message_id, user_text, assistant_seq) = match &input.text {
-            Some(text) => {
-                let last = generations::reserve_seqs(&mut tx, chat_id, 2, &input.model).await?;
-                let user_message_id = Uuid::now_v7();
-                let parts = [MessagePart::Text { text: text.clone() }];
-                generations::insert_message(
-                    &mut tx,
-                    NewMessage {
-                        message_id: user_message_id,
-                        chat_id,
-                        seq: last - 1,
-                        role: "user",
-                        parts: &parts,
-                        status: MessageStatus::Complete,
-                        model: None,
-                        client_id: input.client_id.as_deref(),
-                    },
-                )
-                .await?;
-                (user_message_id, text.clone(), last)
-            }
+        let (user_message_id, user_text, parts) = match &input.text {
+            Some(text) => (Uuid::now_v7(), text.clone(), vec![MessagePart::Text { text: text.clone() }]),
             None => {
                 let (user_message_id, user_seq) = generations::last_user_message(&mut tx, chat_id)
                     .await?
                     .ok_or_else(|| ApiError::bad_request("there is no message to answer again in this chat"))?;
                 generations::delete_messages_after(&mut tx, chat_id, user_seq).await?;
-                let last = generations::reserve_seqs(&mut tx, chat_id, 1, &input.model).await?;
-                (user_message_id, String::new(), last)
+                (user_message_id, String::new(), Vec::new())
             }
         };
-        let created_at = generations::insert_message(
+        let (assistant_seq, created_at) = generations::insert_turn(
             &mut tx,
-            NewMessage {
-                message_id: generation_id,
+            NewTurn {
                 chat_id,
-                seq: assistant_seq,
-                role: "assistant",
-                parts: &[],
-                status: MessageStatus::Streaming,
-                model: Some(&input.model),
-                client_id: None,
+                user: input.text.as_ref().map(|_| (user_message_id, parts.as_slice(), input.client_id.as_deref())),
+                answer_id: generation_id,
+                model: &model,
+                worker_id: inner.worker_id,
             },
         )
-        .await?;
-        generations::insert_generation(&mut tx, generation_id, chat_id, user_message_id, inner.worker_id).await?;
-        let history = generations::history(&mut *tx, chat_id, assistant_seq, HISTORY_ROWS)
-            .await?
-            .into_iter()
-            .filter_map(|row| Role::parse(&row.role).map(|role| (role, row.parts.0)))
-            .collect();
+        .await
+        .map_err(|error| match &error {
+            // The chat lock makes this unreachable; kept so a violation can never surface as a 500.
+            sqlx::Error::Database(db) if db.constraint() == Some(generations::ONE_STREAMING_PER_CHAT) => {
+                ApiError::Conflict("a reply is already being generated in this chat".into())
+            }
+            _ => ApiError::from(error),
+        })?;
+        // A chat created by this turn has no history but the message itself.
+        let history = if created.is_some() {
+            vec![(Role::User, parts)]
+        } else {
+            generations::history(&mut *tx, chat_id, assistant_seq, HISTORY_ROWS)
+                .await?
+                .into_iter()
+                .filter_map(|row| Role::parse(&row.role).map(|role| (role, row.parts.0)))
+                .collect()
+        };
         tx.commit().await?;
         Ok(Begun::New(Box::new(Stored {
             generation_id,
             user_message_id,
             user_text,
+            model,
             assistant_seq,
             created_at,
             title: chat.title,

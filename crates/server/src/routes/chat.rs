@@ -13,7 +13,6 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::sse::{prefers_async, text_stream, ui_message_stream, wants_plain_text};
-use crate::db::chats;
 use crate::engine::TurnInput;
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
 use crate::identity::CurrentUser;
@@ -46,9 +45,7 @@ pub async fn post_chat(
         }
         Trigger::RegenerateMessage => (None, None),
     };
-    let chat_model = chats::fetch_chat(&state.db, &user.id, body.id).await?.and_then(|chat| chat.model);
-    let model = state.engine.resolve_model(body.model.as_deref(), chat_model.as_deref())?;
-    let started = state.engine.start_turn(&user.id, body.id, TurnInput { text, client_id, model }).await?;
+    let started = state.engine.start_turn(&user.id, body.id, TurnInput { text, client_id, model: body.model }).await?;
     if prefers_async(&headers) {
         let accepted = TurnAccepted {
             generation_id: started.generation_id,
@@ -148,15 +145,11 @@ pub async fn resume_chat(
 
 /// The pinned generation, if it is an answer in this (already ownership-checked) chat.
 async fn pinned_generation(state: &AppState, chat_id: Uuid, generation_id: Uuid) -> ApiResult<Uuid> {
-    let belongs = sqlx::query_scalar!(
-        // language=PostgreSQL
-        "select exists(select 1 from chat.messages where message_id = $1 and chat_id = $2 and role = 'assistant') as \"exists!\"",
-        generation_id,
-        chat_id
-    )
-    .fetch_one(&state.db)
-    .await?;
-    if belongs { Ok(generation_id) } else { Err(ApiError::NotFound("generation")) }
+    if crate::db::generations::is_answer_in_chat(&state.db, chat_id, generation_id).await? {
+        Ok(generation_id)
+    } else {
+        Err(ApiError::NotFound("generation"))
+    }
 }
 
 /// Stops the chat's running turn; the text so far is kept with status `stopped`.

@@ -697,3 +697,22 @@ async fn the_next_message_can_be_sent_as_soon_as_the_stream_ends(_: PgPoolOption
         assert_eq!(page.messages.last().map(|m| m.metadata.status), Some(MessageStatus::Complete), "turn {i}");
     }
 }
+
+#[sqlx::test(migrations = false)]
+async fn many_simultaneous_turns_on_one_chat_never_fail_with_500(_: PgPoolOptions, connect: PgConnectOptions) {
+    // Regression: the check for a streaming answer used the snapshot taken before waiting for the chat lock, so a
+    // turn queued behind another missed its answer and hit the unique index (500 instead of 409).
+    let app = TestApp::spawn_with_model(connect).await;
+    for round in 0..5 {
+        let chat = app.create_chat(ALICE, json!({})).await;
+        let bodies: Vec<Value> =
+            (0..6).map(|i| lean(chat.id, &format!("[[fake tokens=5 delay_ms=20]] {round}-{i}"))).collect();
+
+        let opened = futures::future::join_all(bodies.into_iter().map(|body| app.open_chat(ALICE, body))).await;
+
+        let mut statuses: Vec<StatusCode> = opened.iter().map(|o| o.status).collect();
+        statuses.sort();
+        assert_eq!(statuses[0], StatusCode::OK, "round {round}");
+        assert!(statuses[1..].iter().all(|s| *s == StatusCode::CONFLICT), "round {round}: {statuses:?}");
+    }
+}
