@@ -75,6 +75,10 @@ ensure_sqlx_cli() {
   fi
 }
 
+ensure_brotli() {
+  command -v brotli >/dev/null || { log "installing brotli"; apt_install brotli; }
+}
+
 ensure_chromium() {
   [ -x /usr/bin/chromium ] || { log "installing Chromium (for browser tests)"; apt_install chromium; }
 }

@@ -30,9 +30,14 @@ DATABASE_URL="$check_url" SQLX_OFFLINE=false cargo sqlx prepare --workspace --ch
 log "cargo test (unit and API tests on PostgreSQL)"
 DATABASE_URL="$TEST_ADMIN_URL" cargo test --workspace --exclude web --locked
 
-log "end-to-end: the Vercel AI SDK's transports against the real server"
+log "web app: unit tests of its logic (native) and the release build"
+cargo test --locked -p web
+"$ROOT/scripts/build-web.sh"
+
+log "end-to-end: the Vercel AI SDK's transports and a real browser against the real server"
 ensure_node
+ensure_chromium
 cargo build --locked -p server -p fake-databricks
-(cd e2e && npm ci --silent --no-audit --no-fund && npm run --silent test:ai-sdk)
+(cd e2e && npm ci --silent --no-audit --no-fund && npm test)
 
 log "all checks passed"

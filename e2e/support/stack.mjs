@@ -91,6 +91,7 @@ export async function startStack({ env = {}, tokenDelayMs = 10 } = {}) {
     DATABRICKS_SERVING_ENDPOINT: 'fake-model',
     TITLE_GENERATION: 'false',
     TRUST_FORWARDED_HEADERS: 'true',
+    WEB_DIST_DIR: path.join(root, 'dist'),
     ...env,
   });
   return {

@@ -91,6 +91,8 @@ pub struct HttpConfig {
     pub max_chat_body_bytes: usize,
     /// Largest accepted body for the other JSON routes (`MAX_BODY_BYTES`, default 64 KiB).
     pub max_body_bytes: usize,
+    /// Directory of the built web app (`WEB_DIST_DIR`); else `dist` next to the binary or in the working directory.
+    pub web_dist: Option<std::path::PathBuf>,
 }
 
 /// Where the database connection settings came from.
@@ -314,6 +316,7 @@ fn http_config(env: &EnvMap, in_apps: bool) -> Result<HttpConfig, ConfigError> {
         request_timeout: Duration::from_secs(env.parse_in_range("REQUEST_TIMEOUT_SECS", 1..=3600)?.unwrap_or(30)),
         max_chat_body_bytes: env.parse_in_range("MAX_CHAT_BODY_BYTES", 1024..=64 << 20)?.unwrap_or(4 << 20),
         max_body_bytes: env.parse_in_range("MAX_BODY_BYTES", 1024..=64 << 20)?.unwrap_or(64 << 10),
+        web_dist: env.get("WEB_DIST_DIR").map(std::path::PathBuf::from),
     })
 }
 

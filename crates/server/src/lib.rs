@@ -11,6 +11,7 @@ pub mod routes;
 pub mod startup;
 pub mod telemetry;
 pub mod validate;
+pub mod web;
 
 pub use db::MIGRATOR;
 pub use startup::{AppState, Application};

@@ -150,7 +150,11 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         // The default predicate skips event streams, which must reach the client unbuffered.
         .layer(CompressionLayer::new());
-    api.fallback(fallback).layer(Extension(Arc::new(document))).with_state(state).layer(middleware)
+    let app = match crate::web::locate_dist(state.config.http.web_dist.as_deref()) {
+        Some(dist) => api.merge(crate::web::router(&dist)),
+        None => api.fallback(fallback),
+    };
+    app.layer(Extension(Arc::new(document))).with_state(state).layer(middleware)
 }
 
 async fn fallback() -> ApiError {

@@ -1,5 +1,6 @@
 //! HTTP routes: one module per resource, merged under `/api`, plus the generated OpenAPI document.
 
+pub mod app_config;
 pub mod chat;
 pub mod chats;
 pub mod generations;
@@ -24,6 +25,7 @@ pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
     let json_routes = OpenApiRouter::with_openapi(openapi::base_document())
         .routes(routes!(health::health))
         .routes(routes!(me::me))
+        .routes(routes!(app_config::get_config))
         .routes(routes!(chats::list_chats, chats::create_chat))
         .routes(routes!(chats::get_chat, chats::update_chat, chats::delete_chat))
         .routes(routes!(messages::list_messages))

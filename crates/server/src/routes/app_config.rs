@@ -1,0 +1,15 @@
+//! `GET /api/config`: what the web app shows before the first message (greeting, suggested prompts).
+
+use axum::extract::State;
+use shared::AppConfig;
+
+use crate::error::AppJson;
+use crate::identity::CurrentUser;
+use crate::startup::AppState;
+
+/// The empty-state texts configured for this deployment.
+#[utoipa::path(get, path = "/api/config", tag = "system", responses((status = 200, body = AppConfig)))]
+pub async fn get_config(State(state): State<AppState>, _user: CurrentUser) -> AppJson<AppConfig> {
+    let ui = &state.config.ui;
+    AppJson(AppConfig { greeting: ui.greeting.clone(), suggestions: ui.suggestions.clone() })
+}

@@ -1,0 +1,167 @@
+//! The conversation pane: the message list (auto-scrolling while the user is at the bottom), the empty state for
+//! a new chat, and the composer.
+
+use leptos::prelude::*;
+use uuid::Uuid;
+
+use super::composer::Composer;
+use super::empty_state::EmptyState;
+use super::message::{AnswerView, UserMessage};
+use crate::app::AppCtx;
+use crate::route::Route;
+use crate::state::session::{Entry, Session};
+
+/// How close to the bottom (px) still counts as "at the bottom" for auto-scroll.
+const PIN_THRESHOLD: i32 = 80;
+
+/// The conversation for a route: an empty new chat, or a chat's session.
+#[component]
+pub fn ChatView(
+    /// Where the app is.
+    route: Route,
+) -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    let session: Option<Session> = route.chat_id().map(|id| ctx.sessions.get(id, true));
+    let send = Callback::new(move |text: String| {
+        let model = ctx.model.get_untracked();
+        match session {
+            Some(session) => session.send(text, model),
+            None => {
+                // The chat is created by its first message; its id is chosen here so the URL can change at once.
+                let id = Uuid::new_v4();
+                let session = ctx.sessions.get(id, false);
+                ctx.route.navigate(Route::Chat(id), false);
+                session.send(text, model);
+            }
+        }
+    });
+    let busy = Signal::derive(move || session.is_some_and(|s| s.busy.get()));
+    let stop = Callback::new(move |()| {
+        if let Some(session) = session {
+            session.stop();
+        }
+    });
+    view! {
+        {match session {
+            None => view! { <EmptyState on_pick=send/> }.into_any(),
+            Some(session) => view! { <Messages session=session/> }.into_any(),
+        }}
+        <Composer on_send=send on_stop=stop busy=busy/>
+    }
+}
+
+/// The messages of a chat.
+#[component]
+fn Messages(
+    /// The chat.
+    session: Session,
+) -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    let list = NodeRef::<leptos::html::Div>::new();
+    let pinned = RwSignal::new(true);
+    let on_scroll = move |_| {
+        if let Some(list) = list.get() {
+            pinned.set(list.scroll_height() - list.scroll_top() - list.client_height() < PIN_THRESHOLD);
+        }
+    };
+    let scroll_to_bottom = move || {
+        if let Some(list) = list.get() {
+            list.set_scroll_top(list.scroll_height());
+        }
+    };
+    // Follow the answer as it grows, unless the user scrolled up to read.
+    Effect::new(move |_| {
+        let size = session.entries.with(|entries| {
+            let last = entries.last().map(|entry| match entry {
+                Entry::Assistant { answer, .. } => {
+                    answer.with(|a| a.text().len() + a.reasoning.len() + a.last_event as usize)
+                }
+                Entry::User { text, .. } => text.len(),
+            });
+            (entries.len(), last)
+        });
+        if pinned.get_untracked() {
+            request_animation_frame(scroll_to_bottom);
+        }
+        size
+    });
+    // Copy buttons inside rendered code blocks (plain HTML, so one delegated listener).
+    let on_click = move |ev: leptos::ev::MouseEvent| {
+        use wasm_bindgen::JsCast;
+        let Some(target) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
+        let Ok(Some(button)) = target.closest(".copy-code") else { return };
+        let code = button
+            .closest(".code-block")
+            .ok()
+            .flatten()
+            .and_then(|block| block.query_selector("code").ok().flatten())
+            .and_then(|code| code.text_content())
+            .unwrap_or_default();
+        copy_text(&code);
+        button.set_text_content(Some("Copied"));
+        set_timeout(move || button.set_text_content(Some("Copy")), std::time::Duration::from_millis(1500));
+    };
+    let last_key = Memo::new(move |_| session.entries.with(|entries| entries.last().map(Entry::key)));
+    view! {
+        <div class="messages-wrap">
+            <div
+                class="messages"
+                node_ref=list
+                on:scroll=on_scroll
+                on:click=on_click
+                data-testid="messages"
+                role="log"
+                aria-live="polite"
+                aria-label="Conversation"
+            >
+                <div class="messages-inner">
+                    <Show when=move || session.older.with(Option::is_some)>
+                        <button class="button subtle load-older" on:click=move |_| session.load_older()>
+                            "Load earlier messages"
+                        </button>
+                    </Show>
+                    <Show when=move || session.loading.get() && session.entries.with(Vec::is_empty)>
+                        <p class="list-note" data-testid="loading">"Loading…"</p>
+                    </Show>
+                    <Show when=move || session.load_error.get().is_some()>
+                        <div class="load-error" role="alert" data-testid="load-error">
+                            <p>{move || session.load_error.get()}</p>
+                            <button class="button" on:click=move |_| ctx.new_chat()>"Start a new chat"</button>
+                        </div>
+                    </Show>
+                    <For each=move || session.entries.get() key=Entry::key let:entry>
+                        {match entry {
+                            Entry::User { text, .. } => view! { <UserMessage text=text/> }.into_any(),
+                            Entry::Assistant { key, answer } => {
+                                let is_last = Signal::derive(move || last_key.get().as_deref() == Some(key.as_str()));
+                                view! { <AnswerView answer=answer session=session is_last=is_last/> }.into_any()
+                            }
+                        }}
+                    </For>
+                    <Show when=move || session.notice.get().is_some()>
+                        <p class="notice" role="status">{move || session.notice.get()}</p>
+                    </Show>
+                </div>
+            </div>
+            <Show when=move || !pinned.get()>
+                <button
+                    class="jump-to-bottom"
+                    data-testid="jump-to-bottom"
+                    aria-label="Jump to the latest message"
+                    on:click=move |_| {
+                        pinned.set(true);
+                        scroll_to_bottom();
+                    }
+                >
+                    "↓"
+                </button>
+            </Show>
+        </div>
+    }
+}
+
+/// Copies text to the clipboard (best effort: the browser may refuse without a secure context).
+pub fn copy_text(text: &str) {
+    let clipboard = window().navigator().clipboard();
+    let _ = clipboard.write_text(text);
+}

@@ -1,0 +1,9 @@
+//! The app's components, one noun each.
+
+pub mod chat_item;
+pub mod chat_view;
+pub mod composer;
+pub mod empty_state;
+pub mod message;
+pub mod sidebar;
+pub mod topbar;

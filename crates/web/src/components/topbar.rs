@@ -1,0 +1,69 @@
+//! The bar above the conversation: menu button (narrow screens), title, model picker, theme, identity.
+
+use leptos::prelude::*;
+
+use crate::app::AppCtx;
+
+/// The top bar.
+#[component]
+pub fn TopBar() -> impl IntoView {
+    let ctx = expect_context::<AppCtx>();
+    let theme = RwSignal::new(crate::theme::current());
+    let title = move || match ctx.route.0.get().chat_id() {
+        Some(id) => ctx.sessions.get(id, false).title.get().unwrap_or_default(),
+        None => "New chat".to_owned(),
+    };
+    Effect::new(move |_| {
+        let title = title();
+        document().set_title(if title.is_empty() { "Chat" } else { &title });
+    });
+    view! {
+        <header class="topbar">
+            <button
+                class="icon-button menu-button"
+                data-testid="toggle-sidebar"
+                aria-label="Show chats"
+                aria-expanded=move || ctx.sidebar_open.get().to_string()
+                on:click=move |_| ctx.sidebar_open.update(|open| *open = !*open)
+            >
+                <span aria-hidden="true">"☰"</span>
+            </button>
+            <h1 class="chat-title" data-testid="chat-title">{title}</h1>
+            <label class="model-picker">
+                <span class="visually-hidden">"Model"</span>
+                <select
+                    data-testid="model-picker"
+                    aria-label="Model"
+                    prop:value=move || ctx.model.get().unwrap_or_default()
+                    on:change=move |ev| ctx.model.set(Some(event_target_value(&ev)))
+                    disabled=move || ctx.models.with(|m| m.as_ref().is_none_or(|m| m.models.is_empty()))
+                >
+                    {move || {
+                        ctx.models
+                            .get()
+                            .map(|list| {
+                                list.models
+                                    .into_iter()
+                                    .map(|m| view! { <option value=m.id.clone()>{m.display_name}</option> })
+                                    .collect_view()
+                            })
+                    }}
+                </select>
+            </label>
+            <button
+                class="icon-button"
+                data-testid="theme-toggle"
+                aria-label=move || if theme.get() == "dark" { "Switch to the light theme" } else { "Switch to the dark theme" }
+                on:click=move |_| theme.set(crate::theme::toggle())
+            >
+                <span aria-hidden="true">{move || if theme.get() == "dark" { "☀" } else { "☾" }}</span>
+            </button>
+            <span class="identity" data-testid="identity" title=move || ctx.me.get().map(|m| m.user_id).unwrap_or_default()>
+                <span class="avatar" aria-hidden="true">
+                    {move || ctx.me.get().and_then(|m| m.user_id.chars().next()).map(|c| c.to_uppercase().to_string())}
+                </span>
+                <span class="identity-name">{move || ctx.me.get().map(|m| m.email.unwrap_or(m.user_id))}</span>
+            </span>
+        </header>
+    }
+}

@@ -1,0 +1,221 @@
+//! One assistant answer on screen, built from the stream's chunks (or from a stored message).
+//!
+//! Chunks are applied by sequence number: one the answer already has is ignored, so replays after a reconnect
+//! never duplicate text.
+
+use shared::{ChatRef, MessagePart, MessageStatus, TurnState, UiChunk, UiMessage, Usage};
+
+use crate::markdown::IncrementalMarkdown;
+
+/// What an applied chunk means for the rest of the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// The chat's title (new chat or a generated title).
+    Chat(ChatRef),
+    /// The answer ended.
+    Finished(MessageStatus),
+}
+
+/// An assistant answer.
+#[derive(Debug, Clone)]
+pub struct AnswerState {
+    /// Stored message id (from the `start` chunk, or the stored message).
+    pub message_id: Option<String>,
+    /// Reasoning text.
+    pub reasoning: String,
+    /// Answer text, rendered incrementally.
+    pub markdown: IncrementalMarkdown,
+    /// Lifecycle status.
+    pub status: MessageStatus,
+    /// Safe error text.
+    pub error: Option<String>,
+    /// Highest event id applied.
+    pub last_event: u64,
+    /// Model answering.
+    pub model: Option<String>,
+    /// Token usage, once known.
+    pub usage: Option<Usage>,
+    /// Where the turn stands before the first token (queued, retrying).
+    pub waiting: Option<TurnState>,
+}
+
+impl AnswerState {
+    /// An answer that is about to stream.
+    pub fn streaming() -> Self {
+        Self {
+            message_id: None,
+            reasoning: String::new(),
+            markdown: IncrementalMarkdown::new(),
+            status: MessageStatus::Streaming,
+            error: None,
+            last_event: 0,
+            model: None,
+            usage: None,
+            waiting: None,
+        }
+    }
+
+    /// An answer loaded from history; a streaming one continues from its resume cursor.
+    pub fn from_stored(message: &UiMessage) -> Self {
+        let mut answer = Self::streaming();
+        answer.message_id = Some(message.id.to_string());
+        let text: String = message.parts.iter().filter(|p| p.is_text()).map(MessagePart::text).collect();
+        answer.markdown.set(&text);
+        answer.reasoning = message.parts.iter().filter(|p| !p.is_text()).map(MessagePart::text).collect();
+        answer.status = message.metadata.status;
+        answer.error = message.metadata.error.clone();
+        answer.model = message.metadata.model.clone();
+        answer.usage = message.metadata.usage;
+        answer.last_event = message.metadata.resume_cursor.map(|c| c.max(0) as u64).unwrap_or(0);
+        if answer.status.is_terminal() {
+            answer.markdown.finish();
+        }
+        answer
+    }
+
+    /// Whether the answer is still being written.
+    pub fn is_streaming(&self) -> bool {
+        self.status == MessageStatus::Streaming
+    }
+
+    /// The answer text so far.
+    pub fn text(&self) -> &str {
+        self.markdown.text()
+    }
+
+    /// Applies one chunk; returns what it means for the app, if anything.
+    pub fn apply(&mut self, seq: Option<u64>, chunk: UiChunk) -> Option<Signal> {
+        if let Some(seq) = seq {
+            if seq <= self.last_event {
+                return None;
+            }
+            self.last_event = seq;
+        }
+        match chunk {
+            UiChunk::Start { message_id, message_metadata } => {
+                if message_id.is_some() {
+                    self.message_id = message_id;
+                }
+                if let Some(model) = message_metadata.and_then(|m| m.model) {
+                    self.model = Some(model);
+                }
+                None
+            }
+            UiChunk::TextDelta { delta, .. } => {
+                self.waiting = None;
+                self.markdown.push(&delta);
+                None
+            }
+            UiChunk::ReasoningDelta { delta, .. } => {
+                self.waiting = None;
+                self.reasoning.push_str(&delta);
+                None
+            }
+            UiChunk::DataChat { data, .. } => Some(Signal::Chat(data)),
+            UiChunk::DataStatus { data, .. } => {
+                self.waiting = match data {
+                    TurnState::Running => None,
+                    other => Some(other),
+                };
+                None
+            }
+            UiChunk::Error { error_text } => {
+                self.error = Some(error_text);
+                None
+            }
+            UiChunk::MessageMetadata { message_metadata } => {
+                self.merge_metadata(message_metadata);
+                None
+            }
+            UiChunk::Finish { message_metadata } => {
+                if let Some(metadata) = message_metadata {
+                    self.merge_metadata(metadata);
+                }
+                if self.status == MessageStatus::Streaming {
+                    self.status = if self.error.is_some() { MessageStatus::Error } else { MessageStatus::Complete };
+                }
+                self.waiting = None;
+                self.markdown.finish();
+                Some(Signal::Finished(self.status))
+            }
+            UiChunk::Abort => {
+                self.status = MessageStatus::Stopped;
+                None
+            }
+            UiChunk::StartStep
+            | UiChunk::FinishStep
+            | UiChunk::TextStart { .. }
+            | UiChunk::TextEnd { .. }
+            | UiChunk::ReasoningStart { .. }
+            | UiChunk::ReasoningEnd { .. } => None,
+        }
+    }
+
+    /// Marks the answer failed locally (the connection could not be resumed).
+    pub fn fail(&mut self, message: String) {
+        self.status = MessageStatus::Error;
+        self.error = Some(message);
+        self.waiting = None;
+        self.markdown.finish();
+    }
+
+    fn merge_metadata(&mut self, metadata: shared::StreamMetadata) {
+        if let Some(status) = metadata.status {
+            self.status = status;
+        }
+        if metadata.error.is_some() {
+            self.error = metadata.error;
+        }
+        if metadata.usage.is_some() {
+            self.usage = metadata.usage;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(text: &str) -> UiChunk {
+        UiChunk::TextDelta { id: "0".into(), delta: text.into() }
+    }
+
+    #[test]
+    fn replayed_events_are_not_applied_twice() {
+        let mut answer = AnswerState::streaming();
+        answer.apply(Some(1), delta("Hello"));
+        answer.apply(Some(2), delta(" world"));
+        // A resume from the start replays 1 and 2 before the new 3.
+        answer.apply(Some(1), delta("Hello"));
+        answer.apply(Some(2), delta(" world"));
+        answer.apply(Some(3), delta("!"));
+        assert_eq!(answer.text(), "Hello world!");
+    }
+
+    #[test]
+    fn finish_sets_the_status_and_reports_it() {
+        let mut answer = AnswerState::streaming();
+        answer.apply(Some(1), delta("partial"));
+        answer.apply(Some(2), UiChunk::Abort);
+        let signal = answer.apply(
+            Some(3),
+            UiChunk::Finish {
+                message_metadata: Some(shared::StreamMetadata {
+                    status: Some(MessageStatus::Stopped),
+                    ..shared::StreamMetadata::default()
+                }),
+            },
+        );
+        assert_eq!(signal, Some(Signal::Finished(MessageStatus::Stopped)));
+        assert!(!answer.is_streaming());
+    }
+
+    #[test]
+    fn an_error_chunk_ends_as_error() {
+        let mut answer = AnswerState::streaming();
+        answer.apply(Some(1), UiChunk::Error { error_text: "the model failed".into() });
+        answer.apply(Some(2), UiChunk::Finish { message_metadata: None });
+        assert_eq!(answer.status, MessageStatus::Error);
+        assert_eq!(answer.error.as_deref(), Some("the model failed"));
+    }
+}
