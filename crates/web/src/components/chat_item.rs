@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::{ChatSummary, UpdateChatRequest};
 
+use super::icons::{Icon, Svg};
 use crate::api;
 use crate::app::AppCtx;
 use crate::route::Route;
@@ -138,7 +139,7 @@ pub fn ChatItem(
                                     mode.set(Mode::Rename);
                                 }
                             >
-                                <span aria-hidden="true">"✎"</span>
+                                <Svg icon=Icon::Rename/>
                             </button>
                             <button
                                 class="icon-button small"
@@ -147,7 +148,7 @@ pub fn ChatItem(
                                 title="Delete"
                                 on:click=move |_| mode.set(Mode::ConfirmDelete)
                             >
-                                <span aria-hidden="true">"🗑"</span>
+                                <Svg icon=Icon::Delete/>
                             </button>
                         </span>
                     }

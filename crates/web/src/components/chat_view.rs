@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::composer::Composer;
 use super::empty_state::EmptyState;
+use super::icons::{Icon, Svg};
 use super::message::{AnswerView, UserMessage};
 use crate::app::AppCtx;
 use crate::route::Route;
@@ -153,7 +154,7 @@ fn Messages(
                         scroll_to_bottom();
                     }
                 >
-                    "↓"
+                    <Svg icon=Icon::Down/>
                 </button>
             </Show>
         </div>

@@ -2,6 +2,8 @@
 
 use leptos::prelude::*;
 
+use super::icons::{Icon, Svg};
+
 /// The composer.
 #[component]
 pub fn Composer(
@@ -68,14 +70,14 @@ pub fn Composer(
                 if busy.get() {
                     view! {
                         <button type="button" class="send stop" data-testid="stop" aria-label="Stop the answer" on:click=move |_| on_stop.run(())>
-                            <span aria-hidden="true">"■"</span>
+                            <Svg icon=Icon::Stop/>
                         </button>
                     }
                         .into_any()
                 } else {
                     view! {
                         <button type="submit" class="send" data-testid="send" aria-label="Send" disabled=move || !can_send()>
-                            <span aria-hidden="true">"↑"</span>
+                            <Svg icon=Icon::Send/>
                         </button>
                     }
                         .into_any()

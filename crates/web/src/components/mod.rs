@@ -4,6 +4,7 @@ pub mod chat_item;
 pub mod chat_view;
 pub mod composer;
 pub mod empty_state;
+pub mod icons;
 pub mod message;
 pub mod sidebar;
 pub mod topbar;

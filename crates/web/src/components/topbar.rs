@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 
+use super::icons::{Icon, Svg};
 use crate::app::AppCtx;
 
 /// The top bar.
@@ -26,7 +27,7 @@ pub fn TopBar() -> impl IntoView {
                 aria-expanded=move || ctx.sidebar_open.get().to_string()
                 on:click=move |_| ctx.sidebar_open.update(|open| *open = !*open)
             >
-                <span aria-hidden="true">"☰"</span>
+                <Svg icon=Icon::Menu/>
             </button>
             <h1 class="chat-title" data-testid="chat-title">{title}</h1>
             <label class="model-picker">
@@ -56,7 +57,7 @@ pub fn TopBar() -> impl IntoView {
                 aria-label=move || if theme.get() == "dark" { "Switch to the light theme" } else { "Switch to the dark theme" }
                 on:click=move |_| theme.set(crate::theme::toggle())
             >
-                <span aria-hidden="true">{move || if theme.get() == "dark" { "☀" } else { "☾" }}</span>
+                {move || view! { <Svg icon=if theme.get() == "dark" { Icon::Sun } else { Icon::Moon }/> }}
             </button>
             <span class="identity" data-testid="identity" title=move || ctx.me.get().map(|m| m.user_id).unwrap_or_default()>
                 <span class="avatar" aria-hidden="true">

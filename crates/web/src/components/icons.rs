@@ -1,0 +1,65 @@
+//! Small inline SVG icons (no icon font or emoji: they render the same everywhere, in the text colour).
+
+use leptos::prelude::*;
+
+/// Which icon.
+#[derive(Clone, Copy)]
+pub enum Icon {
+    /// Three lines.
+    Menu,
+    /// Pencil.
+    Rename,
+    /// Bin.
+    Delete,
+    /// Sun.
+    Sun,
+    /// Moon.
+    Moon,
+    /// Arrow up.
+    Send,
+    /// Square.
+    Stop,
+    /// Arrow down.
+    Down,
+}
+
+impl Icon {
+    fn path(self) -> &'static str {
+        match self {
+            Icon::Menu => "M4 6h16M4 12h16M4 18h16",
+            Icon::Rename => "M4 20h4L19 9l-4-4L4 16v4zM14 6l4 4",
+            Icon::Delete => "M5 7h14M10 7V5h4v2M7 7l1 12h8l1-12M10 11v5M14 11v5",
+            Icon::Sun => {
+                "M12 4V2M12 22v-2M4 12H2M22 12h-2M5.6 5.6 4.2 4.2M19.8 19.8l-1.4-1.4M5.6 18.4l-1.4 1.4M19.8 4.2l-1.4 1.4M12 16a4 4 0 1 0 0-8 4 4 0 0 0 0 8z"
+            }
+            Icon::Moon => "M20 14.5A8 8 0 0 1 9.5 4 8 8 0 1 0 20 14.5z",
+            Icon::Send => "M12 19V5M6 11l6-6 6 6",
+            Icon::Stop => "M7 7h10v10H7z",
+            Icon::Down => "M12 5v14M6 13l6 6 6-6",
+        }
+    }
+}
+
+/// An icon, hidden from screen readers (its button carries the label).
+#[component]
+pub fn Svg(
+    /// The icon.
+    icon: Icon,
+) -> impl IntoView {
+    view! {
+        <svg
+            class="icon"
+            viewBox="0 0 24 24"
+            width="18"
+            height="18"
+            fill="none"
+            stroke="currentColor"
+            stroke-width="2"
+            stroke-linecap="round"
+            stroke-linejoin="round"
+            aria-hidden="true"
+        >
+            <path d=icon.path()></path>
+        </svg>
+    }
+}
