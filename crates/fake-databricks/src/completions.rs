@@ -28,6 +28,11 @@ pub async fn chat_completions(
         authorization: headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned),
         body: request.clone(),
     });
+    if state.workspace().model_auth_required()
+        && let Err(refused) = state.workspace().check_bearer(&headers)
+    {
+        return *refused;
+    }
     // Databricks serving endpoints reject this field (PROTOCOLS.md §B.4); so does the fake, to keep the app honest.
     if request.get("stream_options").is_some() {
         return error_response(StatusCode::BAD_REQUEST, "json: unknown field \"stream_options\"");

@@ -6,13 +6,17 @@
 //!
 //! Served routes:
 //! - `POST /serving-endpoints/chat/completions` (also `/v1/chat/completions`, `/chat/completions`):
-//!   OpenAI-compatible chat completions, streaming (`stream: true`) or not.
+//!   OpenAI-compatible chat completions, streaming (`stream: true`) or not. Open by default; after
+//!   [`FakeWorkspace::require_model_auth`] they demand a registered PAT or an unexpired OAuth token, as Databricks does.
+//! - The workspace APIs of [`workspace`]: OAuth token endpoint, SCIM `Me`, serving-endpoint list/get, and both
+//!   Lakebase credential APIs.
 //! - `POST /__fake/scenarios` (queue scripted answers), `GET /__fake/requests` (what the app sent),
 //!   `POST /__fake/reset`.
 
 pub mod clock;
 pub mod completions;
 pub mod scenario;
+pub mod workspace;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -24,6 +28,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 pub use scenario::{Directives, Scenario, Step};
+pub use workspace::{FakeEndpoint, FakeIdentity, FakeWorkspaceState};
 
 /// What the fake saw of one request to the model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +63,7 @@ pub struct FakeState {
     scenarios: Mutex<VecDeque<Scenario>>,
     model_replies: Mutex<Vec<(String, Scenario)>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    workspace: Arc<FakeWorkspaceState>,
 }
 
 #[derive(Default)]
@@ -107,6 +113,11 @@ impl FakeState {
         lock(&self.config).token_delay
     }
 
+    /// The workspace side (credentials, endpoints, Lakebase).
+    pub fn workspace(&self) -> &Arc<FakeWorkspaceState> {
+        &self.workspace
+    }
+
     /// Clears scenarios and recorded requests.
     pub fn reset(&self) {
         lock(&self.scenarios).clear();
@@ -124,7 +135,8 @@ pub fn router(state: Arc<FakeState>) -> Router {
         .route("/__fake/scenarios", post(control::push_scenarios))
         .route("/__fake/requests", get(control::requests))
         .route("/__fake/reset", post(control::reset))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(workspace::router(state.workspace.clone()))
 }
 
 /// A running fake on a random local port; stops when dropped.
@@ -188,6 +200,16 @@ impl FakeWorkspace {
     /// The requests received so far for one model.
     pub fn requests_for(&self, model: &str) -> Vec<RecordedRequest> {
         self.state.requests().into_iter().filter(|r| r.body["model"] == model).collect()
+    }
+
+    /// The workspace side: register PATs and OAuth clients, serving endpoints, Lakebase databases.
+    pub fn workspace(&self) -> &Arc<FakeWorkspaceState> {
+        &self.state.workspace
+    }
+
+    /// From now on, chat completions need a valid bearer token (a registered PAT or an unexpired OAuth token).
+    pub fn require_model_auth(&self) {
+        self.state.workspace.set_model_auth_required(true);
     }
 
     /// The shared state (for advanced scripting).

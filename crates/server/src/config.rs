@@ -33,6 +33,8 @@ pub struct Config {
     pub models: ModelConfig,
     /// How turns run: checkpoints, keep-alives, shutdown.
     pub engine: EngineConfig,
+    /// The variables themselves, for the Databricks credential chain (which also reads `~/.databrickscfg`).
+    pub env: EnvMap,
 }
 
 /// The chat models and the OpenAI-compatible endpoint that serves them.
@@ -60,6 +62,23 @@ pub struct ModelConfig {
     pub title_generation: bool,
     /// Model for titles (`TITLE_MODEL`); the chat's model when unset.
     pub title_model: Option<String>,
+    /// Whose identity model calls use (`MODEL_AUTH`).
+    pub auth: ModelAuth,
+    /// List the workspace's chat endpoints for the picker (`MODEL_DISCOVERY`); by default on when the models
+    /// are Databricks serving endpoints.
+    pub discovery: Option<bool>,
+    /// How long a discovered model list is reused (`MODELS_CACHE_SECS`, default 300).
+    pub models_cache: Duration,
+}
+
+/// Whose identity model calls use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelAuth {
+    /// The app's own identity (its service principal in Databricks Apps): the default.
+    App,
+    /// The signed-in user's token, forwarded by the Databricks Apps proxy (`x-forwarded-access-token`), so
+    /// workspace permissions and AI Gateway limits apply per user.
+    User,
 }
 
 /// Turn engine settings.
@@ -119,6 +138,12 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// How long a request waits for a pooled connection (`DATABASE_ACQUIRE_TIMEOUT_SECS`, default 5).
     pub acquire_timeout: Duration,
+    /// Whether the settings carry a password (`PGPASSWORD`, or one in `DATABASE_URL`). Without one, and with
+    /// Databricks credentials, the password is a minted Lakebase credential.
+    pub has_password: bool,
+    /// Verify the server certificate and host name when connecting to Lakebase (`DATABASE_TLS_VERIFY`,
+    /// default on): `PGSSLMODE=require`, which Databricks Apps injects, encrypts without checking who answers.
+    pub tls_verify: bool,
 }
 
 /// How the server learns who is calling.
@@ -228,6 +253,7 @@ impl Config {
                     env.parse_in_range("STREAM_RETENTION_SECS", 60..=7 * 86_400)?.unwrap_or(3600),
                 ),
             },
+            env: env.clone(),
         })
     }
 }
@@ -243,20 +269,6 @@ fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {
         && reqwest::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true)
     {
         return Err(ConfigError::new("LLM_BASE_URL", format!("`{url}` is not an http(s) URL")));
-    }
-    let has_models = default_model.is_some() || chat_models.is_some();
-    if has_models && base_url.is_none() {
-        return Err(ConfigError::new(
-            "LLM_BASE_URL",
-            "a model is configured but not where to reach it; set LLM_BASE_URL to the OpenAI-compatible base URL \
-             (e.g. https://<workspace>/serving-endpoints)",
-        ));
-    }
-    if base_url.is_some() && !has_models {
-        return Err(ConfigError::new(
-            "DATABRICKS_SERVING_ENDPOINT",
-            "LLM_BASE_URL is set but no model is; set DATABRICKS_SERVING_ENDPOINT (or LLM_ENDPOINT) to the model name",
-        ));
     }
     let temperature = env.parse::<f32>("LLM_TEMPERATURE")?;
     if temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
@@ -290,6 +302,15 @@ fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {
         history_token_budget: env.parse_in_range("HISTORY_TOKEN_BUDGET", 256..=10_000_000)?.unwrap_or(32_000),
         title_generation: env.parse_bool("TITLE_GENERATION")?.unwrap_or(true),
         title_model: env.get("TITLE_MODEL").map(str::to_owned),
+        auth: match env.get("MODEL_AUTH").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("app") => ModelAuth::App,
+            Some("user") => ModelAuth::User,
+            Some(other) => {
+                return Err(ConfigError::new("MODEL_AUTH", format!("expected `app` or `user`, got `{other}`")));
+            }
+        },
+        discovery: env.parse_bool("MODEL_DISCOVERY")?,
+        models_cache: Duration::from_secs(env.parse_in_range("MODELS_CACHE_SECS", 10..=86_400)?.unwrap_or(300)),
     })
 }
 
@@ -321,6 +342,7 @@ fn http_config(env: &EnvMap, in_apps: bool) -> Result<HttpConfig, ConfigError> {
 }
 
 fn database_config(env: &EnvMap) -> Result<DatabaseConfig, ConfigError> {
+    let mut has_password = env.get("PGPASSWORD").is_some();
     let (connect, source) = if let Some(url) = env.get("DATABASE_URL") {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError::new("DATABASE_URL", "must start with postgres:// or postgresql://"));
@@ -331,6 +353,7 @@ fn database_config(env: &EnvMap) -> Result<DatabaseConfig, ConfigError> {
                 format!("not a valid postgres:// URL ({e}); example: postgres://user@localhost:5432/db"),
             )
         })?;
+        has_password = reqwest::Url::parse(url).is_ok_and(|u| u.password().is_some_and(|p| !p.is_empty()));
         (options, DatabaseSource::Url)
     } else if let Some(host) = env.get("PGHOST") {
         (libpq_options(env, host)?, DatabaseSource::LibpqEnv)
@@ -348,6 +371,8 @@ fn database_config(env: &EnvMap) -> Result<DatabaseConfig, ConfigError> {
         acquire_timeout: Duration::from_secs(
             env.parse_in_range("DATABASE_ACQUIRE_TIMEOUT_SECS", 1..=600)?.unwrap_or(5),
         ),
+        has_password,
+        tls_verify: env.parse_bool("DATABASE_TLS_VERIFY")?.unwrap_or(true),
     })
 }
 

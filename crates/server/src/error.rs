@@ -49,6 +49,12 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// 403 Forbidden: models are called as the user, but the proxy forwarded no user token.
+    #[error(
+        "this app calls models with your own Databricks identity, but no user token reached it. A workspace admin \
+         must enable user authorization for the app with the `serving.serving-endpoints` scope"
+    )]
+    UserTokenMissing,
     /// 503 Service Unavailable: no chat model is configured.
     #[error("no chat model is configured: set LLM_BASE_URL and DATABRICKS_SERVING_ENDPOINT (see the README)")]
     NoModel,
@@ -75,6 +81,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::UserTokenMissing => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::GenerationInProgress(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -94,6 +101,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "invalid_request",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::UserTokenMissing => "user_authorization_required",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::GenerationInProgress(_) => "generation_in_progress",
@@ -147,7 +155,16 @@ pub fn is_connection_error(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
         // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, class 08 connection exceptions.
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // 28P01 invalid_password: a Lakebase credential was revoked or expired before it was replaced. The
+            // rotation mints a new one now, so like a lost connection this is worth a retry.
+            Some("28P01") => {
+                crate::db::credentials::note_auth_failure();
+                true
+            }
+            Some(code) => code.starts_with("08") || code.starts_with("57P"),
+            None => false,
+        },
         _ => false,
     }
 }

@@ -19,12 +19,14 @@ pub const EMAIL_HEADER: &str = "x-forwarded-email";
 pub const USER_HEADER: &str = "x-forwarded-user";
 /// Header with the user's display name, set by the Databricks Apps proxy.
 pub const NAME_HEADER: &str = "x-forwarded-preferred-username";
+/// Header with the user's own OAuth token, set by the Databricks Apps proxy when the app has user authorization.
+pub const ACCESS_TOKEN_HEADER: &str = "x-forwarded-access-token";
 
 /// Longest identity accepted from a header.
 const MAX_IDENTITY_CHARS: usize = 320;
 
 /// The authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct CurrentUser {
     /// Owner key for chats: the lower-cased email when known, else the proxy's user id.
     pub id: String,
@@ -34,6 +36,20 @@ pub struct CurrentUser {
     pub display_name: Option<String>,
     /// How the identity was established.
     pub mode: IdentityMode,
+    /// The user's Databricks token, when the proxy forwards one (never logged).
+    pub access_token: Option<secrecy::SecretString>,
+}
+
+impl std::fmt::Debug for CurrentUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentUser").field("id", &self.id).field("mode", &self.mode).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for CurrentUser {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.email == other.email && self.mode == other.mode
+    }
 }
 
 impl CurrentUser {
@@ -46,6 +62,7 @@ impl CurrentUser {
                     email: Some(email.clone()),
                     display_name: None,
                     mode: IdentityMode::LocalUser,
+                    access_token: None,
                 });
             }
             IdentityConfig::DatabricksApps => IdentityMode::DatabricksApps,
@@ -55,7 +72,13 @@ impl CurrentUser {
         let email = header(headers, EMAIL_HEADER).map(|e| e.to_lowercase());
         let user = header(headers, USER_HEADER);
         let id = email.clone().or(user).ok_or(ApiError::Unauthorized)?;
-        Ok(CurrentUser { id, email, display_name: header(headers, NAME_HEADER), mode })
+        let access_token = headers
+            .get(ACCESS_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| secrecy::SecretString::from(t.to_owned()));
+        Ok(CurrentUser { id, email, display_name: header(headers, NAME_HEADER), mode, access_token })
     }
 
     /// The `GET /api/me` view.

@@ -1,12 +1,14 @@
 //! The chat server as a library: `main.rs` is a thin shell, and tests build the same application.
 
 pub mod config;
+pub mod databricks;
 pub mod db;
 pub mod engine;
 pub mod error;
 pub mod identity;
 pub mod llm;
 pub mod middleware;
+pub mod platform;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

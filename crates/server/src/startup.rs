@@ -21,10 +21,8 @@ use tracing::Level;
 use crate::config::{Config, IdentityConfig};
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::llm::openai::OpenAiClient;
-use crate::llm::token::{StaticToken, TokenSource};
-use crate::llm::{ChatModel, ModelCatalog};
-use crate::routes;
+use crate::databricks::DatabricksAuth;
+use crate::{platform, routes};
 
 /// State shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -39,22 +37,11 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state: the model client from the configuration and a started engine.
-    pub async fn new(db: PgPool, config: Config) -> anyhow::Result<Self> {
-        let (catalog, model) = model_client(&config)?;
-        let engine = Engine::start(db.clone(), &config, catalog, model).await?;
+    pub async fn new(db: PgPool, config: Config, databricks: Option<&DatabricksAuth>) -> anyhow::Result<Self> {
+        let models = platform::models(&config, databricks)?;
+        let engine = Engine::start(db.clone(), &config, models.directory, models.client).await?;
         Ok(Self { db, config: Arc::new(config), engine })
     }
-}
-
-/// The offered models and the client that reaches them (none when no model is configured).
-pub fn model_client(config: &Config) -> anyhow::Result<(ModelCatalog, Option<Arc<dyn ChatModel>>)> {
-    let models = &config.models;
-    let catalog = ModelCatalog::new(models.default_model.as_deref(), models.chat_models.as_deref());
-    let Some(base_url) = &models.base_url else { return Ok((catalog, None)) };
-    let http = OpenAiClient::http_client(&models.client).context("building the HTTP client for model calls")?;
-    let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(models.api_key.clone()));
-    let client = OpenAiClient::new(http, base_url, tokens, models.client.clone());
-    Ok((catalog, Some(Arc::new(client))))
 }
 
 /// A server that has connected to its database, migrated it and bound its port, ready to run.
@@ -67,11 +54,13 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = crate::db::connect_and_migrate(&config.database).await?;
+        let databricks = platform::databricks_auth(&config)?;
+        let passwords = platform::lakebase_passwords(&config, databricks.as_ref())?;
+        let db = crate::db::connect_and_migrate(&config.database, passwords).await?;
         let listener = TcpListener::bind(config.http.bind)
             .await
             .with_context(|| format!("cannot listen on {}; set PORT (or HOST) to a free address", config.http.bind))?;
-        let state = AppState::new(db, config).await?;
+        let state = AppState::new(db, config, databricks.as_ref()).await?;
         Ok(Self::with_parts(listener, state))
     }
 

@@ -11,6 +11,12 @@ use super::ConfigError;
 #[derive(Clone, Debug, Default)]
 pub struct EnvMap(HashMap<String, String>);
 
+impl crate::databricks::Vars for EnvMap {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_owned)
+    }
+}
+
 impl EnvMap {
     /// The current process environment.
     pub fn from_process() -> Self {

@@ -97,13 +97,13 @@ fn blank_values_count_as_unset() {
 }
 
 #[test]
-fn models_need_a_base_url_and_a_base_url_needs_a_model() {
-    let no_url = Config::from_map(&base().with("DATABRICKS_SERVING_ENDPOINT", "m"));
-    assert_eq!(no_url.err().map(|e| e.var), Some("LLM_BASE_URL"));
-    let no_model = Config::from_map(&base().with("LLM_BASE_URL", "http://localhost:1/v1"));
-    assert_eq!(no_model.err().map(|e| e.var), Some("DATABRICKS_SERVING_ENDPOINT"));
+fn model_settings_are_validated() {
     let bad_url = Config::from_map(&base().with("LLM_BASE_URL", "ftp://x").with("LLM_ENDPOINT", "m"));
     assert_eq!(bad_url.err().map(|e| e.var), Some("LLM_BASE_URL"));
+    let bad_auth = Config::from_map(&base().with("MODEL_AUTH", "robot"));
+    assert_eq!(bad_auth.err().map(|e| e.var), Some("MODEL_AUTH"));
+    let user = Config::from_map(&base().with("MODEL_AUTH", "User")).expect("valid");
+    assert_eq!(user.models.auth, ModelAuth::User);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! table is schema-qualified (`chat.chats`), so they do not depend on the connection's `search_path`.
 
 pub mod chats;
+pub mod credentials;
 pub mod cursor;
 pub mod generations;
 pub mod messages;
@@ -13,10 +14,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::DatabaseConfig;
+use crate::databricks::LakebasePasswords;
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -30,14 +32,28 @@ const MIGRATION_LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
 /// How long startup keeps retrying an unreachable database (Lakebase may be resuming from scale-to-zero).
 const STARTUP_CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Opens the pool, creating the local database when allowed, and brings the schema up to date.
-pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+/// Opens the pool, creating the local database when allowed, and brings the schema up to date. With Lakebase
+/// `passwords`, connections authenticate with minted credentials that a background task keeps current.
+pub async fn connect_and_migrate(
+    config: &DatabaseConfig,
+    passwords: Option<LakebasePasswords>,
+) -> anyhow::Result<PgPool> {
     if config.create_if_missing {
         ensure_database_exists(&config.connect).await?;
     }
     // sqlx keeps its migration bookkeeping in the first schema of the search path; ours is the only schema
     // the app is sure to own in Lakebase (no CREATE on `public` since PostgreSQL 15).
-    let options = config.connect.clone().options([("search_path", SCHEMA)]);
+    let mut options = config.connect.clone().options([("search_path", SCHEMA)]);
+    let mut rotation = None;
+    if let Some(passwords) = passwords {
+        if config.tls_verify && matches!(options.get_ssl_mode(), PgSslMode::Prefer | PgSslMode::Require) {
+            // A bearer credential goes over this connection: make sure the server is the one we mean.
+            options = options.ssl_mode(PgSslMode::VerifyFull);
+        }
+        let (started, with_password, expires) = credentials::PasswordRotation::start(passwords, options).await?;
+        options = with_password;
+        rotation = Some((started, expires));
+    }
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(1)
@@ -47,17 +63,25 @@ pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<PgPo
         .idle_timeout(Duration::from_secs(300))
         .max_lifetime(Duration::from_secs(1800))
         .connect_lazy_with(options);
-    wait_until_reachable(&pool).await?;
+    let rotating = rotation.is_some();
+    if let Some((rotation, expires)) = rotation {
+        rotation.spawn(pool.clone(), expires);
+    }
+    wait_until_reachable(&pool, rotating).await?;
     migrate(&pool).await?;
     Ok(pool)
 }
 
-async fn wait_until_reachable(pool: &PgPool) -> anyhow::Result<()> {
+async fn wait_until_reachable(pool: &PgPool, rotating_password: bool) -> anyhow::Result<()> {
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(200);
     loop {
         match pool.acquire().await {
             Ok(_) => return Ok(()),
+            Err(error) if credentials::is_auth_failure(&error) && !rotating_password => {
+                return Err(error).context("PostgreSQL refused the password; check PGPASSWORD or DATABASE_URL");
+            }
+            // A refused Lakebase password (28P01) also counts: it wakes the rotation, which mints a new one.
             Err(error) if started.elapsed() < STARTUP_CONNECT_DEADLINE && crate::error::is_connection_error(&error) => {
                 tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
                 tokio::time::sleep(delay).await;

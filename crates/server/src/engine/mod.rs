@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::config::{Config, EngineConfig};
 use crate::db::{chats, generations};
 use crate::error::ApiError;
-use crate::llm::{ChatModel, ModelCatalog};
+use crate::llm::{ChatModel, ModelCatalog, ModelDirectory};
 
 pub use live::{CancelReason, LiveTurn};
 pub use start::TurnInput;
@@ -83,7 +83,7 @@ struct Inner {
     db: PgPool,
     config: EngineConfig,
     prompt: PromptSettings,
-    catalog: ModelCatalog,
+    models: Arc<ModelDirectory>,
     model: Option<Arc<dyn ChatModel>>,
     worker_id: i64,
     live: Mutex<HashMap<Uuid, Arc<LiveTurn>>>,
@@ -109,7 +109,7 @@ impl Engine {
     pub async fn start(
         db: PgPool,
         config: &Config,
-        catalog: ModelCatalog,
+        models: Arc<ModelDirectory>,
         model: Option<Arc<dyn ChatModel>>,
     ) -> anyhow::Result<Self> {
         let worker_id = background::new_worker_id();
@@ -120,7 +120,7 @@ impl Engine {
             db,
             config: config.engine.clone(),
             prompt: PromptSettings::from_config(config),
-            catalog,
+            models,
             model,
             worker_id,
             live: Mutex::new(HashMap::new()),
@@ -143,7 +143,7 @@ impl Engine {
                 db,
                 config: config.engine.clone(),
                 prompt: PromptSettings::from_config(config),
-                catalog: ModelCatalog::default(),
+                models: Arc::new(ModelDirectory::fixed(ModelCatalog::default())),
                 model: None,
                 worker_id: background::new_worker_id(),
                 live: Mutex::new(HashMap::new()),
@@ -158,13 +158,17 @@ impl Engine {
     }
 
     /// The models users may pick.
-    pub fn catalog(&self) -> &ModelCatalog {
-        &self.inner.catalog
+    pub async fn catalog(&self) -> Arc<ModelCatalog> {
+        self.inner.models.catalog().await
     }
 
     /// The model for a turn: the requested one (which must be offered), else the chat's, else the default.
-    pub fn resolve_model(&self, requested: Option<&str>, chat_model: Option<&str>) -> Result<String, ApiError> {
-        let catalog = &self.inner.catalog;
+    pub fn resolve_model(
+        &self,
+        catalog: &ModelCatalog,
+        requested: Option<&str>,
+        chat_model: Option<&str>,
+    ) -> Result<String, ApiError> {
         if self.inner.model.is_none() || catalog.is_empty() {
             return Err(ApiError::NoModel);
         }

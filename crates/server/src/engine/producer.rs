@@ -177,8 +177,11 @@ pub(super) async fn retitle(
     model_name: String,
     derived: String,
     first_message: String,
+    user_token: Option<secrecy::SecretString>,
 ) {
-    let Some(generated) = title::generate_title(model.as_ref(), &model_name, &first_message).await else { return };
+    let Some(generated) = title::generate_title(model.as_ref(), &model_name, &first_message, user_token).await else {
+        return;
+    };
     if generated == derived {
         return;
     }

@@ -15,6 +15,7 @@ use crate::db::chats;
 use crate::db::generations::{self, NewTurn};
 use crate::error::ApiError;
 use crate::llm::ModelRequest;
+use secrecy::SecretString;
 
 /// How many stored messages at most are read to build the prompt.
 const HISTORY_ROWS: i64 = 500;
@@ -28,6 +29,8 @@ pub struct TurnInput {
     pub client_id: Option<String>,
     /// The model the client asked for; the chat's (or the default) when `None`. Must be offered.
     pub model: Option<String>,
+    /// The signed-in user's own token for the model calls (`MODEL_AUTH=user`); `None`: the app's identity.
+    pub user_token: Option<SecretString>,
 }
 
 /// A started (or, for an idempotent retry, already existing) turn.
@@ -101,6 +104,7 @@ impl Engine {
             ),
             temperature: inner.prompt.temperature,
             max_tokens: inner.prompt.max_tokens,
+            user_token: input.user_token.clone(),
         };
         tracing::info!(chat.id = %chat_id, generation.id = %stored.generation_id, model = %stored.model, "turn started");
         inner.tasks.spawn(producer::run(self.inner.clone(), turn.clone(), model.clone(), request));
@@ -113,6 +117,7 @@ impl Engine {
                 title_model,
                 stored.title,
                 stored.user_text,
+                input.user_token,
             ));
         }
         Ok(StartedTurn {
@@ -125,13 +130,14 @@ impl Engine {
 
     async fn begin(&self, owner_id: &str, chat_id: Uuid, input: &TurnInput) -> Result<Begun, ApiError> {
         let inner = &self.inner;
-        let requested = input.model.as_deref().map(|m| self.resolve_model(Some(m), None)).transpose()?;
+        let catalog = inner.models.catalog().await;
+        let requested = input.model.as_deref().map(|m| self.resolve_model(&catalog, Some(m), None)).transpose()?;
         let mut tx = inner.db.begin().await?;
         let derived =
             input.text.as_deref().map(derive_title).unwrap_or_else(|| crate::routes::chats::DEFAULT_TITLE.to_owned());
         let initial_model = match &requested {
             Some(model) => model.clone(),
-            None => self.resolve_model(None, None)?,
+            None => self.resolve_model(&catalog, None, None)?,
         };
         let created = chats::insert_chat(&mut *tx, chat_id, owner_id, &derived, Some(&initial_model), None).await?;
         let chat = generations::lock_chat(&mut tx, chat_id)
@@ -153,7 +159,7 @@ impl Engine {
         }
         let model = match requested {
             Some(model) => model,
-            None => self.resolve_model(None, chat.model.as_deref())?,
+            None => self.resolve_model(&catalog, None, chat.model.as_deref())?,
         };
 
         let generation_id = Uuid::now_v7();

@@ -65,7 +65,12 @@ pub fn clean_generated_title(raw: &str) -> Option<String> {
 }
 
 /// Asks the model for a title; `None` on any failure (the derived title then stays).
-pub async fn generate_title(model: &dyn ChatModel, model_name: &str, first_message: &str) -> Option<String> {
+pub async fn generate_title(
+    model: &dyn ChatModel,
+    model_name: &str,
+    first_message: &str,
+    user_token: Option<secrecy::SecretString>,
+) -> Option<String> {
     let excerpt: String = first_message.chars().take(2000).collect();
     let request = ModelRequest {
         model: model_name.to_owned(),
@@ -75,6 +80,7 @@ pub async fn generate_title(model: &dyn ChatModel, model_name: &str, first_messa
         ],
         temperature: Some(0.2),
         max_tokens: Some(32),
+        user_token,
     };
     let collect = async {
         let mut stream = model.stream(request);

@@ -6,6 +6,7 @@
 //! [`token::TokenSource`], so the Databricks authentication chain can plug in without touching the client.
 
 pub mod catalog;
+pub mod directory;
 pub mod openai;
 pub mod parse;
 pub mod think;
@@ -19,6 +20,7 @@ use futures::Stream;
 use shared::Usage;
 
 pub use catalog::{ModelCatalog, ModelEntry};
+pub use directory::ModelDirectory;
 
 /// Who wrote a message sent to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,8 @@ pub struct ModelRequest {
     pub temperature: Option<f32>,
     /// Output token limit, if configured.
     pub max_tokens: Option<u32>,
+    /// The signed-in user's token, when model calls run on their behalf (`MODEL_AUTH=user`).
+    pub user_token: Option<secrecy::SecretString>,
 }
 
 /// One thing a model said.
@@ -120,6 +124,13 @@ pub enum ModelError {
     /// No credentials could be obtained for the endpoint.
     #[error("no credentials for the model endpoint: {0}")]
     Credentials(String),
+    /// The endpoint refused the user's own token (on-behalf-of-user calls).
+    #[error(
+        "the model endpoint refused your Databricks credentials ({0}). This app calls models as you: a workspace \
+         admin must give it user authorization with the `serving.serving-endpoints` scope, and you need Can Query \
+         permission on the endpoint. Then reload the app to sign in again"
+    )]
+    UserTokenRejected(String),
 }
 
 fn retry_hint(after: &Option<Duration>) -> String {

@@ -182,26 +182,44 @@ impl Inner {
             temperature: request.temperature,
             max_tokens: request.max_tokens,
         };
-        let mut builder = self.http.post(&self.completions_url).header("accept", "text/event-stream").json(&body);
-        if let Some(token) = self.tokens.bearer().await? {
-            builder = builder.bearer_auth(token.expose_secret());
-        }
-        let response = match tokio::time::timeout(self.settings.idle_timeout, builder.send()).await {
-            Err(_) => return Err(ModelError::Timeout),
-            Ok(Err(error)) if error.is_timeout() => return Err(ModelError::Timeout),
-            Ok(Err(_)) => return Err(ModelError::Connect),
-            Ok(Ok(response)) => response,
+        let mut refreshed = false;
+        let response = loop {
+            let mut builder = self.http.post(&self.completions_url).header("accept", "text/event-stream").json(&body);
+            let token = match &request.user_token {
+                Some(token) => Some(token.clone()),
+                None => self.tokens.bearer().await?,
+            };
+            if let Some(token) = token {
+                builder = builder.bearer_auth(token.expose_secret());
+            }
+            let response = match tokio::time::timeout(self.settings.idle_timeout, builder.send()).await {
+                Err(_) => return Err(ModelError::Timeout),
+                Ok(Err(error)) if error.is_timeout() => return Err(ModelError::Timeout),
+                Ok(Err(_)) => return Err(ModelError::Connect),
+                Ok(Ok(response)) => response,
+            };
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && request.user_token.is_none() && !refreshed {
+                // A cached app token may have been revoked early: get a fresh one and try once more.
+                self.tokens.invalidate();
+                refreshed = true;
+                continue;
+            }
+            if !status.is_success() {
+                let retry_after = parse_retry_after(response.headers());
+                let body = tokio::time::timeout(self.settings.idle_timeout, response.text())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                let error = status_error(status, retry_after, &body);
+                return Err(match error {
+                    ModelError::Unauthorized(message) if request.user_token.is_some() => ModelError::UserTokenRejected(message),
+                    other => other,
+                });
+            }
+            break response;
         };
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = parse_retry_after(response.headers());
-            let body = tokio::time::timeout(self.settings.idle_timeout, response.text())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            return Err(status_error(status, retry_after, &body));
-        }
         let bytes: BoxedBytes = Box::pin(response.bytes_stream());
         let mut events = bytes.eventsource();
         let mut parser = ChunkParser::default();

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::{
+    IdentityMode,
     ChatTurnRequest, ErrorBody, IncomingContent, IncomingMessage, MAX_CLIENT_ID_CHARS, MAX_MESSAGE_CHARS, StopResponse,
     Trigger, TurnAccepted,
 };
@@ -13,6 +14,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::sse::{prefers_async, text_stream, ui_message_stream, wants_plain_text};
+use crate::config::ModelAuth;
 use crate::engine::TurnInput;
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
 use crate::identity::CurrentUser;
@@ -45,7 +47,9 @@ pub async fn post_chat(
         }
         Trigger::RegenerateMessage => (None, None),
     };
-    let started = state.engine.start_turn(&user.id, body.id, TurnInput { text, client_id, model: body.model }).await?;
+    let user_token = model_user_token(&state, &user)?;
+    let started =
+        state.engine.start_turn(&user.id, body.id, TurnInput { text, client_id, model: body.model, user_token }).await?;
     if prefers_async(&headers) {
         let accepted = TurnAccepted {
             generation_id: started.generation_id,
@@ -61,6 +65,18 @@ pub async fn post_chat(
     } else {
         ui_message_stream(chunks, started.chat_id, started.generation_id, state.config.engine.keepalive_interval)
     })
+}
+
+/// The token model calls run with: the user's own under `MODEL_AUTH=user`, else none (the app's identity).
+///
+/// Locally there is no proxy to forward a token, and the app's identity is the developer's own profile anyway.
+fn model_user_token(state: &AppState, user: &CurrentUser) -> ApiResult<Option<secrecy::SecretString>> {
+    match (state.config.models.auth, &user.access_token, user.mode) {
+        (ModelAuth::App, _, _) => Ok(None),
+        (ModelAuth::User, Some(token), _) => Ok(Some(token.clone())),
+        (ModelAuth::User, None, IdentityMode::LocalUser) => Ok(None),
+        (ModelAuth::User, None, _) => Err(ApiError::UserTokenMissing),
+    }
 }
 
 /// The message to answer: the lean body's `message`, else the last user message of `messages`.

@@ -14,5 +14,5 @@ pub const NO_MODEL_HINT: &str = "No chat model is configured. Set LLM_BASE_URL t
 /// Lists the offered models, the default first.
 #[utoipa::path(get, path = "/api/models", tag = "chat", responses((status = 200, body = ModelList)))]
 pub async fn list_models(State(state): State<AppState>, _user: CurrentUser) -> AppJson<ModelList> {
-    AppJson(state.engine.catalog().to_list(Some(NO_MODEL_HINT.to_owned())))
+    AppJson(state.engine.catalog().await.to_list(Some(NO_MODEL_HINT.to_owned())))
 }
