@@ -557,7 +557,6 @@ async fn database_credentials(
             &format!("Database instance '{name}' does not exist."),
         ));
     }
-    let credential =
-        state.mint(CredentialTarget::Provisioned { instance_names, request_id }, identity.user_name).await;
+    let credential = state.mint(CredentialTarget::Provisioned { instance_names, request_id }, identity.user_name).await;
     Ok(credential_response(&credential, "expiration_time"))
 }

@@ -19,9 +19,9 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::{Config, IdentityConfig};
+use crate::databricks::DatabricksAuth;
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::databricks::DatabricksAuth;
 use crate::{platform, routes};
 
 /// State shared by every handler; cheap to clone.

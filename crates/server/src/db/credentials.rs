@@ -47,9 +47,10 @@ impl PasswordRotation {
         passwords: LakebasePasswords,
         base: PgConnectOptions,
     ) -> anyhow::Result<(Arc<Self>, PgConnectOptions, Option<Instant>)> {
-        let (password, expires) = passwords.password_with_expiry().await.map_err(|error| {
-            anyhow::anyhow!("cannot get a Lakebase password for {}: {error}", base.get_username())
-        })?;
+        let (password, expires) = passwords
+            .password_with_expiry()
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot get a Lakebase password for {}: {error}", base.get_username()))?;
         let options = base.clone().password(password.expose_secret());
         let rotation = Arc::new(Self { passwords, base, current: std::sync::Mutex::new(password) });
         Ok((rotation, options, expires.map(Instant::from_std)))

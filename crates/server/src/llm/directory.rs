@@ -121,8 +121,7 @@ impl Discovery {
     async fn list(&self) -> anyhow::Result<ModelCatalog> {
         let token = self.auth.token().await?;
         let url = format!("{}/api/2.0/serving-endpoints", self.auth.host());
-        let response =
-            self.http.get(&url).bearer_auth(token.expose_secret()).timeout(LIST_TIMEOUT).send().await?;
+        let response = self.http.get(&url).bearer_auth(token.expose_secret()).timeout(LIST_TIMEOUT).send().await?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
@@ -134,7 +133,8 @@ impl Discovery {
 
     fn catalog_from(&self, endpoints: Vec<Endpoint>) -> ModelCatalog {
         let chat_ready = endpoints.into_iter().filter(|e| {
-            e.task.as_deref() == Some("llm/v1/chat") && e.state.as_ref().and_then(|s| s.ready.as_deref()) == Some("READY")
+            e.task.as_deref() == Some("llm/v1/chat")
+                && e.state.as_ref().and_then(|s| s.ready.as_deref()) == Some("READY")
         });
         let mut entries: Vec<ModelEntry> = chat_ready
             .filter_map(|endpoint| {

@@ -214,7 +214,9 @@ impl Inner {
                     .unwrap_or_default();
                 let error = status_error(status, retry_after, &body);
                 return Err(match error {
-                    ModelError::Unauthorized(message) if request.user_token.is_some() => ModelError::UserTokenRejected(message),
+                    ModelError::Unauthorized(message) if request.user_token.is_some() => {
+                        ModelError::UserTokenRejected(message)
+                    }
                     other => other,
                 });
             }

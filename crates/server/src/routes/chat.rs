@@ -6,9 +6,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::{
-    IdentityMode,
-    ChatTurnRequest, ErrorBody, IncomingContent, IncomingMessage, MAX_CLIENT_ID_CHARS, MAX_MESSAGE_CHARS, StopResponse,
-    Trigger, TurnAccepted,
+    ChatTurnRequest, ErrorBody, IdentityMode, IncomingContent, IncomingMessage, MAX_CLIENT_ID_CHARS, MAX_MESSAGE_CHARS,
+    StopResponse, Trigger, TurnAccepted,
 };
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -48,8 +47,10 @@ pub async fn post_chat(
         Trigger::RegenerateMessage => (None, None),
     };
     let user_token = model_user_token(&state, &user)?;
-    let started =
-        state.engine.start_turn(&user.id, body.id, TurnInput { text, client_id, model: body.model, user_token }).await?;
+    let started = state
+        .engine
+        .start_turn(&user.id, body.id, TurnInput { text, client_id, model: body.model, user_token })
+        .await?;
     if prefers_async(&headers) {
         let accepted = TurnAccepted {
             generation_id: started.generation_id,

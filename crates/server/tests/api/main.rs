@@ -3,12 +3,15 @@
 //! Run with `DATABASE_URL` pointing at a server where the user may create databases (see the README).
 
 mod chats;
+mod databricks_auth;
 mod errors;
 mod health;
 mod helpers;
 mod isolation;
+mod lakebase;
 mod messages;
 mod migrations;
+mod platform;
 mod recovery;
 mod streams;
 mod turns;
