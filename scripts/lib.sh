@@ -83,6 +83,16 @@ ensure_chromium() {
   [ -x /usr/bin/chromium ] || { log "installing Chromium (for browser tests)"; apt_install chromium; }
 }
 
+# Python packages for scripts/check-deploy.py, in a virtualenv under .tools/ (pinned).
+PY_TOOLS="$ROOT/.tools/py"
+ensure_python_tools() {
+  "$PY_TOOLS/bin/python" -c 'import jsonschema, regex, yaml' 2>/dev/null && return
+  log "installing Python packages for the deployment checks (jsonschema, PyYAML, regex)"
+  command -v python3 >/dev/null || apt_install python3
+  python3 -m venv --clear "$PY_TOOLS" 2>/dev/null || { apt_install python3-venv; python3 -m venv --clear "$PY_TOOLS"; }
+  "$PY_TOOLS/bin/pip" install -q --disable-pip-version-check jsonschema==4.25.1 PyYAML==6.0.2 regex==2025.9.18
+}
+
 # A local PostgreSQL on 127.0.0.1:5432: start it if installed but down, install it if missing.
 ensure_postgres() {
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi

@@ -27,6 +27,10 @@ check_url="${TEST_ADMIN_URL%/*}/$check_db"
 DATABASE_URL="$check_url" cargo sqlx database reset -y --source migrations >/dev/null
 DATABASE_URL="$check_url" SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --all-targets
 
+log "deployment files: databricks.yml against the bundle schema, app.yaml"
+ensure_python_tools
+"$PY_TOOLS/bin/python" scripts/check-deploy.py
+
 log "cargo test (unit and API tests on PostgreSQL)"
 DATABASE_URL="$TEST_ADMIN_URL" cargo test --workspace --exclude web --locked
 

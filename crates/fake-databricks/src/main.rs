@@ -1,4 +1,9 @@
-//! Runs the fake Databricks workspace: `fake-databricks [--port 9100] [--token-delay-ms 20]`.
+//! Runs the fake Databricks workspace:
+//! `fake-databricks [--port 9100] [--token-delay-ms 20] [--no-record] [--pat TOKEN] [--client ID:SECRET]
+//! [--endpoint NAME] [--postgres-endpoint PATH] [--require-model-auth]`.
+//!
+//! `--pat`, `--client` and the endpoint options may repeat; they register credentials, ready chat serving endpoints
+//! and Lakebase Autoscaling endpoints, so the app can run against the fake exactly as in Databricks Apps.
 
 use std::time::Duration;
 
@@ -10,6 +15,11 @@ async fn main() -> anyhow::Result<()> {
     let mut port = 9100u16;
     let mut token_delay_ms = 20u64;
     let mut record = true;
+    let mut pats = Vec::new();
+    let mut clients = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut postgres_endpoints = Vec::new();
+    let mut require_model_auth = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -24,8 +34,21 @@ async fn main() -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("--token-delay-ms needs a number"))?
             }
             "--no-record" => record = false,
+            "--pat" => pats.push(args.next().ok_or_else(|| anyhow::anyhow!("--pat needs a token"))?),
+            "--client" => {
+                let pair = args.next().unwrap_or_default();
+                let (id, secret) =
+                    pair.split_once(':').ok_or_else(|| anyhow::anyhow!("--client needs ID:SECRET, got `{pair}`"))?;
+                clients.push((id.to_owned(), secret.to_owned()));
+            }
+            "--endpoint" => endpoints.push(args.next().ok_or_else(|| anyhow::anyhow!("--endpoint needs a name"))?),
+            "--postgres-endpoint" => {
+                postgres_endpoints.push(args.next().ok_or_else(|| anyhow::anyhow!("--postgres-endpoint needs a path"))?)
+            }
+            "--require-model-auth" => require_model_auth = true,
             other => anyhow::bail!(
-                "unknown argument {other}; usage: fake-databricks [--port N] [--token-delay-ms N] [--no-record]"
+                "unknown argument {other}; usage: fake-databricks [--port N] [--token-delay-ms N] [--no-record] \
+                 [--pat TOKEN] [--client ID:SECRET] [--endpoint NAME] [--postgres-endpoint PATH] [--require-model-auth]"
             ),
         }
     }
@@ -34,6 +57,14 @@ async fn main() -> anyhow::Result<()> {
         listener,
         FakeConfig { token_delay: Duration::from_millis(token_delay_ms), record_requests: record },
     );
+    let workspace = fake.workspace();
+    pats.iter().for_each(|pat| workspace.add_pat(pat));
+    clients.iter().for_each(|(id, secret)| workspace.add_client(id, secret));
+    postgres_endpoints.iter().for_each(|path| workspace.add_postgres_endpoint(path));
+    workspace.set_serving_endpoints(endpoints.iter().map(|name| fake_databricks::FakeEndpoint::chat(name)).collect());
+    if require_model_auth {
+        fake.require_model_auth();
+    }
     eprintln!("fake Databricks workspace on {} (OpenAI base URL {})", fake.url(), fake.serving_base_url());
     tokio::signal::ctrl_c().await?;
     Ok(())

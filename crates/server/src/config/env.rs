@@ -1,15 +1,20 @@
 //! A snapshot of environment variables with typed, error-reporting accessors.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::RangeInclusive;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::ConfigError;
 
 /// Environment variables by name. Empty values count as unset, as most deployment tools write `VAR=` for
-/// "no value".
+/// "no value". Remembers which names were looked up, so a test can prove that every variable the deployment
+/// files set is one the server reads.
 #[derive(Clone, Debug, Default)]
-pub struct EnvMap(HashMap<String, String>);
+pub struct EnvMap {
+    values: HashMap<String, String>,
+    looked_up: Arc<Mutex<BTreeSet<String>>>,
+}
 
 impl crate::databricks::Vars for EnvMap {
     fn var(&self, name: &str) -> Option<String> {
@@ -20,18 +25,24 @@ impl crate::databricks::Vars for EnvMap {
 impl EnvMap {
     /// The current process environment.
     pub fn from_process() -> Self {
-        Self(std::env::vars().collect())
+        Self { values: std::env::vars().collect(), looked_up: Arc::default() }
     }
 
     /// Sets a variable (builder style, for tests).
     pub fn with(mut self, name: &str, value: &str) -> Self {
-        self.0.insert(name.to_owned(), value.to_owned());
+        self.values.insert(name.to_owned(), value.to_owned());
         self
     }
 
     /// The trimmed value, `None` when unset or blank.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+        self.looked_up.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned());
+        self.values.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// Every name looked up so far, set or not.
+    pub fn looked_up(&self) -> BTreeSet<String> {
+        self.looked_up.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Parses the value with `FromStr`.

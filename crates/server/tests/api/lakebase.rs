@@ -219,7 +219,7 @@ async fn new_connections_get_each_rotated_lakebase_password() {
 
     // Act 2: the credential is replaced before it expires, and the old one stops working.
     wait_until("a second credential is minted", async || minted(&fake).len() >= 2).await;
-    let old = postgres.connect_as_app(&first[0].token).await.err().expect("the first credential no longer logs in");
+    let old = postgres.connect_as_app(&first[0].token).await.expect_err("the first credential no longer logs in");
     assert!(matches!(&old, sqlx::Error::Database(db) if db.code().as_deref() == Some("28P01")), "{old}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop_app_connections(&admin).await;

@@ -4,6 +4,7 @@
 
 mod chats;
 mod databricks_auth;
+mod deploy;
 mod errors;
 mod health;
 mod helpers;
