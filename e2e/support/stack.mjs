@@ -73,15 +73,16 @@ export function startServer(databaseUrl, env = {}) {
 }
 
 /**
- * Starts everything. Options: `env` (extra server variables), `tokenDelayMs` (fake model pace).
+ * Starts everything. Options: `env` (extra server variables; `{fakeUrl}` in a value is replaced), `tokenDelayMs` (fake model pace), `fakeArgs` (extra
+ * fake-databricks arguments: credentials and endpoints, see crates/fake-databricks/src/main.rs).
  * Returns { url, fakeUrl, databaseUrl, stop() }.
  */
-export async function startStack({ env = {}, tokenDelayMs = 10 } = {}) {
+export async function startStack({ env = {}, tokenDelayMs = 10, fakeArgs = [] } = {}) {
   const database = `chat_e2e_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
   psql(`create database ${database}`);
   const databaseUrl = adminUrl.replace(/\/[^/]*$/, `/${database}`);
   const fakePort = await freePort();
-  const fake = spawn(fakeBin, ['--port', String(fakePort), '--token-delay-ms', String(tokenDelayMs)], {
+  const fake = spawn(fakeBin, ['--port', String(fakePort), '--token-delay-ms', String(tokenDelayMs), ...fakeArgs], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const fakeUrl = `http://127.0.0.1:${fakePort}`;
@@ -92,7 +93,8 @@ export async function startStack({ env = {}, tokenDelayMs = 10 } = {}) {
     TITLE_GENERATION: 'false',
     TRUST_FORWARDED_HEADERS: 'true',
     WEB_DIST_DIR: path.join(root, 'dist'),
-    ...env,
+    // `{fakeUrl}` in a value stands for the fake's address, known only now.
+    ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).replaceAll('{fakeUrl}', fakeUrl)])),
   });
   return {
     url: server.url,
