@@ -46,10 +46,8 @@ pub async fn connect_and_migrate(
     let mut options = config.connect.clone().options([("search_path", SCHEMA)]);
     let mut rotation = None;
     if let Some(passwords) = passwords {
-        if config.tls_verify && matches!(options.get_ssl_mode(), PgSslMode::Prefer | PgSslMode::Require) {
-            // A bearer credential goes over this connection: make sure the server is the one we mean.
-            options = options.ssl_mode(PgSslMode::VerifyFull);
-        }
+        let ssl_mode = lakebase_ssl_mode(options.get_ssl_mode(), config.tls_verify);
+        options = options.ssl_mode(ssl_mode);
         let (started, with_password, expires) = credentials::PasswordRotation::start(passwords, options).await?;
         options = with_password;
         rotation = Some((started, expires));
@@ -70,6 +68,17 @@ pub async fn connect_and_migrate(
     wait_until_reachable(&pool, rotating).await?;
     migrate(&pool).await?;
     Ok(pool)
+}
+
+/// TLS for a connection that sends a Lakebase credential: `prefer` and `require` (what Databricks Apps injects)
+/// encrypt without checking the certificate, so they become `verify-full`, making sure the bearer credential only
+/// reaches the server named in PGHOST. An explicit `verify-ca`/`verify-full`/`disable`/`allow` is kept, and so is
+/// everything when verification is turned off (`DATABASE_TLS_VERIFY=false`).
+fn lakebase_ssl_mode(configured: PgSslMode, verify: bool) -> PgSslMode {
+    match configured {
+        PgSslMode::Prefer | PgSslMode::Require if verify => PgSslMode::VerifyFull,
+        other => other,
+    }
 }
 
 async fn wait_until_reachable(pool: &PgPool, rotating_password: bool) -> anyhow::Result<()> {
@@ -170,4 +179,20 @@ pub async fn ping(pool: &PgPool) -> bool {
         conn.ping().await
     };
     matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Ok(())))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::postgres::PgSslMode;
+
+    use super::lakebase_ssl_mode;
+
+    #[test]
+    fn lakebase_credentials_only_travel_over_verified_tls() {
+        assert!(matches!(lakebase_ssl_mode(PgSslMode::Require, true), PgSslMode::VerifyFull));
+        assert!(matches!(lakebase_ssl_mode(PgSslMode::Prefer, true), PgSslMode::VerifyFull));
+        assert!(matches!(lakebase_ssl_mode(PgSslMode::VerifyCa, true), PgSslMode::VerifyCa));
+        assert!(matches!(lakebase_ssl_mode(PgSslMode::Disable, true), PgSslMode::Disable));
+        assert!(matches!(lakebase_ssl_mode(PgSslMode::Require, false), PgSslMode::Require));
+    }
 }
