@@ -55,6 +55,9 @@ pub enum ApiError {
          must enable user authorization for the app with the `serving.serving-endpoints` scope"
     )]
     UserTokenMissing,
+    /// 403 Forbidden: a state-changing request sent by another site's page.
+    #[error("cross-origin requests may not change anything here")]
+    CrossOrigin,
     /// 503 Service Unavailable: no chat model is configured.
     #[error("no chat model is configured: set LLM_BASE_URL and DATABRICKS_SERVING_ENDPOINT (see the README)")]
     NoModel,
@@ -81,7 +84,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::UserTokenMissing => StatusCode::FORBIDDEN,
+            ApiError::UserTokenMissing | ApiError::CrossOrigin => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::GenerationInProgress(_) | ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -102,6 +105,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "invalid_request",
             ApiError::Unauthorized => "unauthorized",
             ApiError::UserTokenMissing => "user_authorization_required",
+            ApiError::CrossOrigin => "cross_origin",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::GenerationInProgress(_) => "generation_in_progress",

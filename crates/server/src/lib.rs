@@ -10,6 +10,7 @@ pub mod llm;
 pub mod middleware;
 pub mod platform;
 pub mod routes;
+pub mod security;
 pub mod startup;
 pub mod telemetry;
 pub mod validate;

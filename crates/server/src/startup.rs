@@ -22,6 +22,7 @@ use crate::config::{Config, IdentityConfig};
 use crate::databricks::DatabricksAuth;
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::security::SecurityHeaders;
 use crate::{platform, routes};
 
 /// State shared by every handler; cheap to clone.
@@ -127,6 +128,9 @@ fn log_startup(config: &Config, addr: SocketAddr) {
 pub fn router(state: AppState) -> Router {
     let (api, document) = routes::api_router(&state);
     let request_id = HeaderName::from_static("x-request-id");
+    let dist = crate::web::locate_dist(state.config.http.web_dist.as_deref());
+    let index_html = dist.as_ref().and_then(|dir| std::fs::read_to_string(dir.join("index.html")).ok());
+    let security_headers = SecurityHeaders::new(index_html.as_deref());
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(
@@ -137,9 +141,11 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(security_headers, crate::security::add_headers))
+        .layer(axum::middleware::from_fn(crate::security::same_origin_only))
         // The default predicate skips event streams, which must reach the client unbuffered.
         .layer(CompressionLayer::new());
-    let app = match crate::web::locate_dist(state.config.http.web_dist.as_deref()) {
+    let app = match dist {
         Some(dist) => api.merge(crate::web::router(&dist)),
         None => api.fallback(fallback),
     };

@@ -14,5 +14,6 @@ mod messages;
 mod migrations;
 mod platform;
 mod recovery;
+mod security;
 mod streams;
 mod turns;
