@@ -58,6 +58,9 @@ impl ServerProcess {
             .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", "warn,server=info")
             .env("TRUST_FORWARDED_HEADERS", "true")
+            // One load-generator user stands for many people: the per-user limits would measure themselves.
+            .env("TURNS_PER_MINUTE", "0")
+            .env("MAX_CONCURRENT_TURNS_PER_USER", "0")
             .env_remove("DATABRICKS_APP_NAME")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

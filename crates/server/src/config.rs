@@ -95,6 +95,12 @@ pub struct EngineConfig {
     pub checkpoint_failure_limit: Duration,
     /// How long finished turns stay resumable by event id (`STREAM_RETENTION_SECS`, default 3600).
     pub stream_retention: Duration,
+    /// Turns one user may start per minute, in bursts up to the same number (`TURNS_PER_MINUTE`, default 60;
+    /// 0: unlimited).
+    pub turns_per_minute: Option<u32>,
+    /// Answers one user may have streaming at once on one server process (`MAX_CONCURRENT_TURNS_PER_USER`,
+    /// default 5; 0: unlimited).
+    pub max_concurrent_turns_per_user: Option<usize>,
 }
 
 /// HTTP listener and request limits.
@@ -252,6 +258,12 @@ impl Config {
                 stream_retention: Duration::from_secs(
                     env.parse_in_range("STREAM_RETENTION_SECS", 60..=7 * 86_400)?.unwrap_or(3600),
                 ),
+                turns_per_minute: Some(env.parse_in_range("TURNS_PER_MINUTE", 0..=1_000_000)?.unwrap_or(60))
+                    .filter(|n| *n > 0),
+                max_concurrent_turns_per_user: Some(
+                    env.parse_in_range("MAX_CONCURRENT_TURNS_PER_USER", 0..=100_000)?.unwrap_or(5),
+                )
+                .filter(|n| *n > 0),
             },
             env: env.clone(),
         })

@@ -6,6 +6,7 @@ pub mod db;
 pub mod engine;
 pub mod error;
 pub mod identity;
+pub mod limits;
 pub mod llm;
 pub mod middleware;
 pub mod platform;

@@ -33,6 +33,7 @@ use uuid::Uuid;
 use crate::config::{Config, EngineConfig};
 use crate::db::{chats, generations};
 use crate::error::ApiError;
+use crate::limits::{ConcurrentTurns, TurnRate};
 use crate::llm::{ChatModel, ModelCatalog, ModelDirectory};
 
 pub use live::{CancelReason, LiveTurn};
@@ -87,6 +88,10 @@ struct Inner {
     model: Option<Arc<dyn ChatModel>>,
     worker_id: i64,
     live: Mutex<HashMap<Uuid, Arc<LiveTurn>>>,
+    /// Turns each user may start per minute.
+    turn_rate: TurnRate,
+    /// Answers each user may have streaming at once.
+    turn_slots: ConcurrentTurns,
     /// Generations whose events were just stored (by any process), from PostgreSQL notifications.
     flushed: broadcast::Sender<Uuid>,
     /// Generations this process just checkpointed, to announce to other processes.
@@ -124,6 +129,8 @@ impl Engine {
             model,
             worker_id,
             live: Mutex::new(HashMap::new()),
+            turn_rate: TurnRate::new(config.engine.turns_per_minute),
+            turn_slots: ConcurrentTurns::new(config.engine.max_concurrent_turns_per_user),
             flushed: broadcast::channel(4096).0,
             to_announce,
             accepting: AtomicBool::new(true),
@@ -147,6 +154,8 @@ impl Engine {
                 model: None,
                 worker_id: background::new_worker_id(),
                 live: Mutex::new(HashMap::new()),
+                turn_rate: TurnRate::new(config.engine.turns_per_minute),
+                turn_slots: ConcurrentTurns::new(config.engine.max_concurrent_turns_per_user),
                 flushed: broadcast::channel(16).0,
                 to_announce: mpsc::unbounded_channel().0,
                 accepting: AtomicBool::new(false),

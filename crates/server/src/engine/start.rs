@@ -14,6 +14,7 @@ use super::{Engine, lock, producer};
 use crate::db::chats;
 use crate::db::generations::{self, NewTurn};
 use crate::error::ApiError;
+use crate::limits::TurnSlot;
 use crate::llm::ModelRequest;
 use secrecy::SecretString;
 
@@ -56,6 +57,8 @@ struct Stored {
     title: String,
     chat_is_new: bool,
     history: Vec<(Role, Vec<MessagePart>)>,
+    /// The user's place among their running answers, held until the answer ends.
+    slot: TurnSlot,
 }
 
 enum Begun {
@@ -107,7 +110,12 @@ impl Engine {
             user_token: input.user_token.clone(),
         };
         tracing::info!(chat.id = %chat_id, generation.id = %stored.generation_id, model = %stored.model, "turn started");
-        inner.tasks.spawn(producer::run(self.inner.clone(), turn.clone(), model.clone(), request));
+        let producer = producer::run(self.inner.clone(), turn.clone(), model.clone(), request);
+        let slot = stored.slot;
+        inner.tasks.spawn(async move {
+            producer.await;
+            drop(slot);
+        });
         if stored.chat_is_new && inner.prompt.title_generation {
             let title_model = inner.prompt.title_model.clone().unwrap_or_else(|| stored.model.clone());
             inner.tasks.spawn(producer::retitle(
@@ -157,6 +165,10 @@ impl Engine {
         if let Some(running) = generations::running_generation(&mut *tx, chat_id).await? {
             return Err(ApiError::GenerationInProgress(running));
         }
+        // Limits apply to turns that would really start (not to retries or conflicts); failing here rolls back.
+        // The slot first: a turn refused for lack of one does not use up the user's rate allowance.
+        let slot = inner.turn_slots.acquire(owner_id)?;
+        inner.turn_rate.check(owner_id)?;
         let model = match requested {
             Some(model) => model,
             None => self.resolve_model(&catalog, None, chat.model.as_deref())?,
@@ -212,6 +224,7 @@ impl Engine {
             title: chat.title,
             chat_is_new: created.is_some(),
             history,
+            slot,
         })))
     }
 }

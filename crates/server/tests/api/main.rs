@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod isolation;
 mod lakebase;
+mod limits;
 mod messages;
 mod migrations;
 mod platform;
