@@ -12,8 +12,10 @@ MAX_GLIBC="2.35"
 
 ensure_rust
 "$ROOT/scripts/build-web.sh"
-log "building the server (profile dist: release, symbols stripped)"
-cargo build --profile dist --locked -p server
+log "building the server (profile dist: release, symbols stripped, without the local model)"
+# The in-process local model is for machines with no endpoint; in Apps the serving-endpoint resource is always
+# there, and leaving the model runtime out keeps the binary under the Apps file limit.
+cargo build --profile dist --locked -p server --no-default-features
 
 out="$ROOT/dist-app"
 rm -rf "$out"

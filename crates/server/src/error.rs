@@ -58,9 +58,9 @@ pub enum ApiError {
     /// 403 Forbidden: a state-changing request sent by another site's page.
     #[error("cross-origin requests may not change anything here")]
     CrossOrigin,
-    /// 503 Service Unavailable: no chat model is configured.
-    #[error("no chat model is configured: set LLM_BASE_URL and DATABRICKS_SERVING_ENDPOINT (see the README)")]
-    NoModel,
+    /// 503 Service Unavailable: no chat model is available; the message says what to configure.
+    #[error("{0}")]
+    NoModel(String),
     /// 503 Service Unavailable: the server is shutting down and takes no new turns.
     #[error("the server is restarting; please retry in a few seconds")]
     ShuttingDown,
@@ -92,7 +92,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            ApiError::NoModel | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoModel(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -114,7 +114,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Upstream(_) => "model_error",
-            ApiError::NoModel => "no_model",
+            ApiError::NoModel(_) => "no_model",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout => "timeout",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::{Config, DatabaseSource};
+use crate::config::{Config, DatabaseSource, LocalModelMode};
 use crate::databricks::{DatabricksAuth, LakebasePasswords, lakebase};
 use crate::llm::directory::{Discovery, ModelDirectory};
 use crate::llm::openai::OpenAiClient;
@@ -92,14 +92,80 @@ pub fn lakebase_passwords(
     }
 }
 
-/// The model endpoint, its credentials and the offered models.
+/// The offered models and the client that reaches them: the configured endpoint (see [`remote_models`]) and,
+/// when `LOCAL_MODEL` says so, the small model that runs in this process. By default (`auto`) the local model is
+/// offered only when no endpoint is configured, so a fresh checkout answers with no configuration at all.
+pub fn models(config: &Config, databricks: Option<&DatabricksAuth>) -> anyhow::Result<Models> {
+    let (directory, remote) = remote_models(config, databricks)?;
+    let wants_local = match config.models.local.mode {
+        LocalModelMode::Off => false,
+        LocalModelMode::On => true,
+        LocalModelMode::Auto => remote.is_none(),
+    };
+    if wants_local {
+        return with_local_model(config, directory, remote);
+    }
+    if remote.is_none() {
+        tracing::warn!(
+            "no chat model configured and LOCAL_MODEL=off: the app runs, but cannot answer (see the README)"
+        );
+    }
+    Ok(Models { directory: Arc::new(directory), client: remote })
+}
+
+#[cfg(feature = "local-model")]
+fn with_local_model(
+    config: &Config,
+    directory: ModelDirectory,
+    remote: Option<Arc<dyn ChatModel>>,
+) -> anyhow::Result<Models> {
+    use crate::llm::local::LocalModel;
+    use crate::llm::routing::ModelRouter;
+
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("databricks-chat/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client for the local model's download")?;
+    let local = LocalModel::start(config.models.local.clone(), http);
+    tracing::info!(
+        model = local.id(),
+        alone = remote.is_none(),
+        "offering the built-in local model ({}), on this machine's CPU",
+        local.display_name()
+    );
+    let directory = directory.with_in_process(local.clone());
+    let router = ModelRouter::new(Some((local.id().to_owned(), local as Arc<dyn ChatModel>)), remote);
+    Ok(Models { directory: Arc::new(directory), client: Some(Arc::new(router)) })
+}
+
+#[cfg(not(feature = "local-model"))]
+fn with_local_model(
+    config: &Config,
+    directory: ModelDirectory,
+    remote: Option<Arc<dyn ChatModel>>,
+) -> anyhow::Result<Models> {
+    if config.models.local.mode == LocalModelMode::On {
+        anyhow::bail!(
+            "LOCAL_MODEL=on, but this build has no local model (it was built without the `local-model` feature)"
+        );
+    }
+    tracing::warn!("no chat model configured: the app runs, but cannot answer (see the README)");
+    Ok(Models { directory: Arc::new(directory), client: remote })
+}
+
+/// The model endpoint, its credentials and the models it offers; no client when no endpoint is configured.
 ///
 /// - Endpoint: `LLM_BASE_URL`, else `{DATABRICKS_HOST}/serving-endpoints`.
 /// - Token: `LLM_API_KEY`, else the workspace credentials when the endpoint is on Databricks (never sent to
 ///   another host), else none (local servers such as Ollama).
 /// - Models: the workspace's ready chat endpoints (`MODEL_DISCOVERY`, on by default for the workspace's own
 ///   serving endpoints), else `DATABRICKS_SERVING_ENDPOINT` plus `CHAT_MODELS`.
-pub fn models(config: &Config, databricks: Option<&DatabricksAuth>) -> anyhow::Result<Models> {
+fn remote_models(
+    config: &Config,
+    databricks: Option<&DatabricksAuth>,
+) -> anyhow::Result<(ModelDirectory, Option<Arc<dyn ChatModel>>)> {
     let settings = &config.models;
     let configured = ModelCatalog::new(settings.default_model.as_deref(), settings.chat_models.as_deref());
     let base_url = match (&settings.base_url, databricks) {
@@ -115,8 +181,7 @@ pub fn models(config: &Config, databricks: Option<&DatabricksAuth>) -> anyhow::R
             if settings.discovery == Some(true) {
                 anyhow::bail!("MODEL_DISCOVERY=true needs a Databricks workspace: set DATABRICKS_HOST");
             }
-            tracing::warn!("no chat model configured: the app runs, but cannot answer (see the README)");
-            return Ok(Models { directory: Arc::new(ModelDirectory::fixed(configured)), client: None });
+            return Ok((ModelDirectory::fixed(configured), None));
         }
     };
     let workspace = databricks.filter(|auth| is_workspace_url(&base_url, auth.host()));
@@ -159,7 +224,7 @@ pub fn models(config: &Config, databricks: Option<&DatabricksAuth>) -> anyhow::R
             ModelDirectory::fixed(configured)
         }
     };
-    Ok(Models { directory: Arc::new(directory), client: Some(Arc::new(client)) })
+    Ok((directory, Some(Arc::new(client))))
 }
 
 /// Whether `url` is served by the Databricks workspace `host` (or its AI Gateway), so the workspace token may be

@@ -175,6 +175,12 @@ pub enum TurnState {
         /// Turns ahead of this one.
         position: u32,
     },
+    /// Waiting for the model itself: the local model is being downloaded, prepared or loaded.
+    Loading {
+        /// How much of the download is done, in percent, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<u8>,
+    },
     /// Waiting to retry after the model refused or failed before answering.
     Retrying {
         /// Seconds until the next attempt.

@@ -171,6 +171,11 @@ impl Engine {
         self.inner.models.catalog().await
     }
 
+    /// What to tell users when no model is offered.
+    pub fn models_hint(&self) -> String {
+        self.inner.models.hint()
+    }
+
     /// The model for a turn: the requested one (which must be offered), else the chat's, else the default.
     pub fn resolve_model(
         &self,
@@ -179,7 +184,7 @@ impl Engine {
         chat_model: Option<&str>,
     ) -> Result<String, ApiError> {
         if self.inner.model.is_none() || catalog.is_empty() {
-            return Err(ApiError::NoModel);
+            return Err(ApiError::NoModel(self.models_hint()));
         }
         if let Some(requested) = requested {
             return catalog.get(requested).map(|m| m.id.clone()).ok_or_else(|| {
@@ -188,7 +193,7 @@ impl Engine {
             });
         }
         let chosen = chat_model.and_then(|m| catalog.get(m)).or_else(|| catalog.default_model());
-        chosen.map(|m| m.id.clone()).ok_or(ApiError::NoModel)
+        chosen.map(|m| m.id.clone()).ok_or_else(|| ApiError::NoModel(self.models_hint()))
     }
 
     /// The generation running in a chat of this owner (404 if the chat is not theirs).

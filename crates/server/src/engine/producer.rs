@@ -52,6 +52,8 @@ pub(super) async fn run(inner: Arc<Inner>, turn: Arc<LiveTurn>, model: Arc<dyn C
                     turn.push_control(UiChunk::status(TurnState::Retrying { after_secs: after.as_secs_f64().ceil() as u64 }));
                 }
                 Some(Ok(ModelEvent::Queued { position })) => turn.push_control(UiChunk::status(TurnState::Queued { position })),
+                Some(Ok(ModelEvent::Loading { progress })) => turn.push_control(UiChunk::status(TurnState::Loading { progress })),
+                Some(Ok(ModelEvent::Running)) => turn.push_control(UiChunk::status(TurnState::Running)),
                 Some(Err(error)) => break Outcome::Failed(error.to_string()),
                 None => break Outcome::Complete,
             },

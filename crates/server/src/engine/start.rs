@@ -73,7 +73,7 @@ impl Engine {
         if !inner.accepting.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
         }
-        let Some(model) = inner.model.clone() else { return Err(ApiError::NoModel) };
+        let Some(model) = inner.model.clone() else { return Err(ApiError::NoModel(inner.models.hint())) };
         let stored = match self.begin(owner_id, chat_id, &input).await? {
             Begun::Existing { generation_id, user_message_id } => {
                 return Ok(StartedTurn { generation_id, user_message_id, chat_id, is_new: false });
@@ -116,8 +116,8 @@ impl Engine {
             producer.await;
             drop(slot);
         });
-        if stored.chat_is_new && inner.prompt.title_generation {
-            let title_model = inner.prompt.title_model.clone().unwrap_or_else(|| stored.model.clone());
+        let title_model = inner.prompt.title_model.clone().unwrap_or_else(|| stored.model.clone());
+        if stored.chat_is_new && inner.prompt.title_generation && model.writes_titles(&title_model) {
             inner.tasks.spawn(producer::retitle(
                 self.inner.clone(),
                 turn,

@@ -1,6 +1,7 @@
 //! The models users may pick, as a live list: the configured ones, or (with a Databricks workspace) the
 //! workspace's chat-capable, ready serving endpoints, intersected with `CHAT_MODELS` when that is set, and cached
-//! for a few minutes (PROTOCOLS.md §B.6).
+//! for a few minutes (PROTOCOLS.md §B.6). A model that runs in this process is added to whichever list applies,
+//! last (or alone), while it is available.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,21 @@ pub struct ModelDirectory {
     configured: Arc<ModelCatalog>,
     discovery: Option<Discovery>,
     cache: Mutex<Cached>,
+    in_process: Option<Arc<dyn InProcessModel>>,
 }
+
+/// A model served by this process, offered only while it can answer or is getting ready to.
+pub trait InProcessModel: Send + Sync {
+    /// Its picker entry; `None` while it cannot be used.
+    fn entry(&self) -> Option<ModelEntry>;
+    /// Why it cannot be used and what to do, when it cannot.
+    fn unavailable_reason(&self) -> Option<String>;
+}
+
+/// What `GET /api/models` says when there is no model at all.
+pub const NO_MODEL_HINT: &str = "No chat model is configured. Set DATABRICKS_HOST (with a Databricks CLI profile or \
+    token) to use the workspace's serving endpoints, or LLM_BASE_URL and DATABRICKS_SERVING_ENDPOINT for any \
+    OpenAI-compatible endpoint.";
 
 /// How to list the workspace's endpoints.
 pub struct Discovery {
@@ -72,16 +87,48 @@ struct EndpointState {
 impl ModelDirectory {
     /// A fixed list (no workspace to ask).
     pub fn fixed(catalog: ModelCatalog) -> Self {
-        Self { configured: Arc::new(catalog), discovery: None, cache: Mutex::new(Cached::empty()) }
+        Self { configured: Arc::new(catalog), discovery: None, cache: Mutex::new(Cached::empty()), in_process: None }
     }
 
     /// A list discovered from the workspace; `configured` is offered while the workspace cannot be asked.
     pub fn discovering(configured: ModelCatalog, discovery: Discovery) -> Self {
-        Self { configured: Arc::new(configured), discovery: Some(discovery), cache: Mutex::new(Cached::empty()) }
+        Self {
+            configured: Arc::new(configured),
+            discovery: Some(discovery),
+            cache: Mutex::new(Cached::empty()),
+            in_process: None,
+        }
+    }
+
+    /// Adds a model served by this process to the list.
+    pub fn with_in_process(mut self, model: Arc<dyn InProcessModel>) -> Self {
+        self.in_process = Some(model);
+        self
     }
 
     /// The current list. Concurrent callers share one listing request.
     pub async fn catalog(&self) -> Arc<ModelCatalog> {
+        let listed = self.listed().await;
+        match self.in_process.as_ref().and_then(|model| model.entry()) {
+            Some(entry) => {
+                let mut entries = listed.entries().to_vec();
+                entries.retain(|e| e.id != entry.id);
+                entries.push(entry);
+                Arc::new(ModelCatalog::from_entries(entries))
+            }
+            None => listed,
+        }
+    }
+
+    /// What to tell users when no model is offered.
+    pub fn hint(&self) -> String {
+        self.in_process
+            .as_ref()
+            .and_then(|model| model.unavailable_reason())
+            .unwrap_or_else(|| NO_MODEL_HINT.to_owned())
+    }
+
+    async fn listed(&self) -> Arc<ModelCatalog> {
         let Some(discovery) = &self.discovery else { return self.configured.clone() };
         let mut cache = self.cache.lock().await;
         let fresh = cache.fetched_at.is_some_and(|at| at.elapsed() < discovery.ttl);

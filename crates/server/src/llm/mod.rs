@@ -4,11 +4,16 @@
 //! reads a stream of [`ModelEvent`]s. [`openai::OpenAiClient`] speaks the OpenAI-compatible chat-completions
 //! protocol (Databricks Model Serving, AI Gateway, vLLM, llama.cpp, Ollama). Credentials come from a
 //! [`token::TokenSource`], so the Databricks authentication chain can plug in without touching the client.
+//! `local::LocalModel` runs a small model in this process (cargo feature `local-model`, on by default), and
+//! [`routing::ModelRouter`] sends each request to the provider of its model.
 
 pub mod catalog;
 pub mod directory;
+#[cfg(feature = "local-model")]
+pub mod local;
 pub mod openai;
 pub mod parse;
+pub mod routing;
 pub mod think;
 pub mod token;
 mod wire;
@@ -89,6 +94,13 @@ pub enum ModelEvent {
         /// Turns ahead of it.
         position: u32,
     },
+    /// The turn waits for the model to be downloaded, prepared or loaded.
+    Loading {
+        /// Download progress in percent, when known.
+        progress: Option<u8>,
+    },
+    /// The model started working on the turn (after waiting in a queue or for loading).
+    Running,
 }
 
 /// How a model call failed. `Display` is a message safe to show users.
@@ -124,6 +136,9 @@ pub enum ModelError {
     /// No credentials could be obtained for the endpoint.
     #[error("no credentials for the model endpoint: {0}")]
     Credentials(String),
+    /// The model cannot be used at all (e.g. the local model's weights could not be had); says what to do.
+    #[error("{0}")]
+    Unavailable(String),
     /// The endpoint refused the user's own token (on-behalf-of-user calls).
     #[error(
         "the model endpoint refused your Databricks credentials ({0}). This app calls models as you: a workspace \
@@ -169,4 +184,10 @@ pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, ModelError>>
 pub trait ChatModel: Send + Sync {
     /// Starts answering. Errors are delivered through the stream, which ends after the first error.
     fn stream(&self, request: ModelRequest) -> ModelStream;
+
+    /// Whether new chats may get a title written by `model` in the background, alongside the first answer.
+    /// A model that answers one turn at a time on this machine's CPU says no: the title would delay the answer.
+    fn writes_titles(&self, _model: &str) -> bool {
+        true
+    }
 }

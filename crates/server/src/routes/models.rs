@@ -7,12 +7,8 @@ use crate::error::AppJson;
 use crate::identity::CurrentUser;
 use crate::startup::AppState;
 
-/// Hint shown when no model is configured.
-pub const NO_MODEL_HINT: &str = "No chat model is configured. Set LLM_BASE_URL to an OpenAI-compatible endpoint \
-    (e.g. https://<workspace>/serving-endpoints) and DATABRICKS_SERVING_ENDPOINT to the model name.";
-
 /// Lists the offered models, the default first.
 #[utoipa::path(get, path = "/api/models", tag = "chat", responses((status = 200, body = ModelList)))]
 pub async fn list_models(State(state): State<AppState>, _user: CurrentUser) -> AppJson<ModelList> {
-    AppJson(state.engine.catalog().await.to_list(Some(NO_MODEL_HINT.to_owned())))
+    AppJson(state.engine.catalog().await.to_list(Some(state.engine.models_hint())))
 }

@@ -59,9 +59,14 @@ impl TestResponse {
     }
 }
 
-/// Variables every test app gets: trusted identity headers and a random port.
+/// Variables every test app gets: trusted identity headers and a random port. The in-process local model is
+/// off (tests that use it turn it on), so that no test loads it by accident.
 pub fn test_env() -> EnvMap {
-    EnvMap::default().with("TRUST_FORWARDED_HEADERS", "true").with("HOST", "127.0.0.1").with("PORT", "0")
+    EnvMap::default()
+        .with("TRUST_FORWARDED_HEADERS", "true")
+        .with("HOST", "127.0.0.1")
+        .with("PORT", "0")
+        .with("LOCAL_MODEL", "off")
 }
 
 /// The model name the fake answers as.

@@ -11,6 +11,8 @@ mod helpers;
 mod isolation;
 mod lakebase;
 mod limits;
+#[cfg(feature = "local-model")]
+mod local_model;
 mod messages;
 mod migrations;
 mod platform;

@@ -44,6 +44,10 @@ pub fn AnswerView(
             }
             Some(match &a.waiting {
                 Some(TurnState::Queued { position }) => format!("Waiting for the model ({position} ahead)…"),
+                Some(TurnState::Loading { progress: Some(percent) }) => {
+                    format!("Loading the local model ({percent} %)…")
+                }
+                Some(TurnState::Loading { progress: None }) => "Loading the local model…".to_owned(),
                 Some(TurnState::Retrying { after_secs }) => format!("The model is busy; retrying in {after_secs} s…"),
                 _ if a.reasoning.is_empty() => "Thinking…".to_owned(),
                 _ => String::new(),

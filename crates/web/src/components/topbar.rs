@@ -45,7 +45,13 @@ pub fn TopBar() -> impl IntoView {
                             .map(|list| {
                                 list.models
                                     .into_iter()
-                                    .map(|m| view! { <option value=m.id.clone()>{m.display_name}</option> })
+                                    .map(|m| {
+                                        view! {
+                                            <option value=m.id.clone() title=m.description.unwrap_or_default()>
+                                                {m.display_name}
+                                            </option>
+                                        }
+                                    })
                                     .collect_view()
                             })
                     }}
