@@ -42,6 +42,8 @@ log "end-to-end: the Vercel AI SDK's transports and a real browser against the r
 ensure_node
 ensure_chromium
 cargo build --locked -p server -p fake-databricks
+# The run command's own build, which the out-of-the-box browser test starts through scripts/run.sh.
+cargo build --release --locked -p server
 (cd e2e && npm ci --silent --no-audit --no-fund && npm test)
 
 log "all checks passed"

@@ -72,6 +72,7 @@ test('with no configuration, the run command serves a chat that streams an answe
   assert.match(await picker.locator('option:checked').innerText(), /small local model/);
   await screenshot(page, 'local-model-empty');
 
+  const sentAt = Date.now();
   await send(page, 'What is the capital of France?');
   // Streaming: text is on the page while the answer is still being written.
   await page.waitForFunction(
@@ -84,6 +85,7 @@ test('with no configuration, the run command serves a chat that streams an answe
     null,
     { timeout: 120_000 },
   );
+  const firstTextMs = Date.now() - sentAt;
   await screenshot(page, 'local-model-streaming');
   await waitForStatus(page, 'complete', 120_000);
   const answer = (await lastAnswerText(page)).trim();
@@ -95,4 +97,5 @@ test('with no configuration, the run command serves a chat that streams an answe
   await page.getByTestId('message-assistant').first().waitFor();
   assert.equal((await lastAnswerText(page)).trim(), answer);
   assert.deepEqual(page.errors, []);
+  console.log(`local model: first words painted ${firstTextMs} ms after sending (includes any wait for the model to load)`);
 });

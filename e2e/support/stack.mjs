@@ -50,6 +50,8 @@ export function startServer(databaseUrl, env = {}) {
       PORT: '0',
       LOG_FORMAT: 'json',
       LOG_LEVEL: process.env.SERVER_LOG_LEVEL ?? 'warn,server::startup=info',
+      // The tests script the fake model; the in-process model is tested on its own (local-model.test.mjs).
+      LOCAL_MODEL: 'off',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],

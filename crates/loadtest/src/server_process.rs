@@ -58,6 +58,8 @@ impl ServerProcess {
             .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", "warn,server=info")
             .env("TRUST_FORWARDED_HEADERS", "true")
+            // Benchmarks measure the server against the fake model; the in-process model would compete for the CPU.
+            .env("LOCAL_MODEL", "off")
             // One load-generator user stands for many people: the per-user limits would measure themselves.
             .env("TURNS_PER_MINUTE", "0")
             .env("MAX_CONCURRENT_TURNS_PER_USER", "0")

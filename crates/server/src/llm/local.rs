@@ -249,7 +249,8 @@ impl ChatModel for LocalModel {
             }
             // 3. Generate on the blocking pool; text comes back through a channel.
             let (settings, prompt_budget) = generation_settings(context, &request, &loaded);
-            let messages: Vec<ChatMessage> = request.messages.iter().map(|m| ChatMessage::new(role(m.role), m.content.clone())).collect();
+            let messages: Vec<ChatMessage> =
+                request.messages.iter().map(|m| ChatMessage::new(role(m.role), m.content.clone())).collect();
             let (tx, mut rx) = mpsc::channel::<Result<ModelEvent, ModelError>>(64);
             let cancel = Arc::new(AtomicBool::new(false));
             let _cancel_on_drop = CancelOnDrop(cancel.clone());
@@ -275,11 +276,12 @@ impl ChatModel for LocalModel {
 
 /// Sampling settings for a request, and the tokens left for the prompt.
 ///
-/// The answer gets what it asked for (`LLM_MAX_TOKENS`), up to half the window; the prompt gets the rest.
+/// The answer gets what it asked for (`LLM_MAX_TOKENS`), up to half the window, else a quarter of it (this
+/// model's answers are short, and the conversation is worth more room); the prompt gets the rest.
 fn generation_settings(context: usize, request: &ModelRequest, loaded: &LoadedModel) -> (GenerationSettings, usize) {
     let context = context.min(loaded.context_length());
     let defaults = GenerationSettings::default();
-    let max_tokens = request.max_tokens.map_or(defaults.max_tokens, |n| n as usize).clamp(1, context / 2);
+    let max_tokens = request.max_tokens.map_or(context / 4, |n| n as usize).clamp(1, context / 2);
     let settings = GenerationSettings {
         max_tokens,
         temperature: request.temperature.map_or(defaults.temperature, f64::from),

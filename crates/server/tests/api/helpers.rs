@@ -262,6 +262,7 @@ impl ServerProcess {
             .env("PORT", "0")
             .env("HOST", "127.0.0.1")
             .env("LOG_FORMAT", "json")
+            .env("LOCAL_MODEL", "off")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
         for (name, value) in env {
