@@ -12,6 +12,10 @@ use shared::{
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::responses::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, StreamEvent, Timeout, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
 use super::sse::{prefers_async, text_stream, ui_message_stream, wants_plain_text};
 use crate::config::ModelAuth;
 use crate::engine::TurnInput;
@@ -26,13 +30,20 @@ use crate::startup::AppState;
 /// message id the server has seen in this chat returns that turn again instead of creating a new one.
 /// Response: the UI message stream (SSE); `Accept: text/plain` streams text only; `Prefer: respond-async`
 /// answers 202 at once with the generation id to poll.
-#[utoipa::path(post, path = "/api/chat", tag = "chat", request_body(content = serde_json::Value, description = "ChatTurnRequest"),
+#[utoipa::path(post, path = "/api/chat", tag = "chat", request_body = ChatTurnRequest,
+    params(("Prefer" = Option<String>, Header, pattern = "^respond-async$",
+        description = "`respond-async`: answer 202 at once instead of streaming")),
     responses(
-        (status = 200, description = "UI message stream (text/event-stream) or text (text/plain)"),
-        (status = 202, description = "Started (Prefer: respond-async)", body = TurnAccepted),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "A turn is already running in this chat", body = ErrorBody),
-        (status = 503, description = "No model configured, or the server is restarting", body = ErrorBody)))]
+        (status = 200, description = "The UI message stream (SSE), or with `Accept: text/plain` the text alone",
+            content((StreamEvent = "text/event-stream"), (String = "text/plain")),
+            headers(("X-Chat-Id" = Uuid, description = "The chat"),
+                    ("X-Message-Id" = Uuid, description = "The answer (generation) being written"))),
+        (status = 202, description = "Started (`Prefer: respond-async`)", body = TurnAccepted,
+            headers(("Location" = String, description = "The generation to poll"))),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+        (status = 409, description = "A turn is already running in this chat (`generation_in_progress`, with its \
+            `generation_id`), or a message id whose answer was deleted", body = ErrorBody),
+        PayloadTooLarge, UnsupportedMediaType, RateLimited, Unavailable))]
 pub async fn post_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -121,6 +132,7 @@ fn validate_client_id(id: &str) -> ApiResult<String> {
 #[into_params(parameter_in = Query)]
 pub struct ResumeQuery {
     /// Last event id the client saw (same as the `Last-Event-ID` header, which wins).
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
     /// The generation the cursor belongs to; replays it even if it just finished.
     pub generation: Option<Uuid>,
@@ -128,11 +140,17 @@ pub struct ResumeQuery {
 
 /// Resumes the chat's running turn: replays the events after the last one the client saw, then streams live.
 /// 204 when nothing runs.
-#[utoipa::path(get, path = "/api/chat/{id}/stream", tag = "chat", params(("id" = Uuid, Path, description = "Chat id"), ResumeQuery),
+#[utoipa::path(get, path = "/api/chat/{id}/stream", tag = "chat",
+    params(("id" = Uuid, Path, description = "Chat id"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$",
+            description = "Last event id the client saw (wins over `cursor`)"),
+        ResumeQuery),
     responses(
-        (status = 200, description = "UI message stream (text/event-stream)"),
+        (status = 200, description = "The UI message stream (SSE)", content((StreamEvent = "text/event-stream")),
+            headers(("X-Chat-Id" = Uuid, description = "The chat"),
+                    ("X-Message-Id" = Uuid, description = "The answer (generation) being followed"))),
         (status = 204, description = "No turn is running"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        BadRequest, Unauthorized, NotFound, Unavailable))]
 pub async fn resume_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -171,7 +189,7 @@ async fn pinned_generation(state: &AppState, chat_id: Uuid, generation_id: Uuid)
 
 /// Stops the chat's running turn; the text so far is kept with status `stopped`.
 #[utoipa::path(post, path = "/api/chat/{id}/stop", tag = "chat", params(("id" = Uuid, Path, description = "Chat id")),
-    responses((status = 200, body = StopResponse), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StopResponse), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout))]
 pub async fn stop_chat(
     State(state): State<AppState>,
     user: CurrentUser,

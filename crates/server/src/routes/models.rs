@@ -3,6 +3,7 @@
 use axum::extract::State;
 use shared::ModelList;
 
+use super::responses::{Timeout, Unauthorized};
 use crate::error::AppJson;
 use crate::identity::CurrentUser;
 use crate::startup::AppState;
@@ -12,7 +13,7 @@ pub const NO_MODEL_HINT: &str = "No chat model is configured. Set LLM_BASE_URL t
     (e.g. https://<workspace>/serving-endpoints) and DATABRICKS_SERVING_ENDPOINT to the model name.";
 
 /// Lists the offered models, the default first.
-#[utoipa::path(get, path = "/api/models", tag = "chat", responses((status = 200, body = ModelList)))]
+#[utoipa::path(get, path = "/api/models", tag = "chat", responses((status = 200, body = ModelList), Unauthorized, Timeout))]
 pub async fn list_models(State(state): State<AppState>, _user: CurrentUser) -> AppJson<ModelList> {
     AppJson(state.engine.catalog().await.to_list(Some(NO_MODEL_HINT.to_owned())))
 }

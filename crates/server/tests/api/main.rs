@@ -13,6 +13,7 @@ mod lakebase;
 mod limits;
 mod messages;
 mod migrations;
+mod openapi;
 mod platform;
 mod recovery;
 mod security;
