@@ -5,6 +5,7 @@
 mod chats;
 mod databricks_auth;
 mod deploy;
+mod edge_input;
 mod errors;
 mod health;
 mod helpers;
