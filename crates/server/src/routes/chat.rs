@@ -114,6 +114,10 @@ fn validate_text(text: &str) -> ApiResult<String> {
     if text.chars().count() > MAX_MESSAGE_CHARS {
         return Err(ApiError::bad_request(format!("the message is longer than {MAX_MESSAGE_CHARS} characters")));
     }
+    // PostgreSQL stores no NUL in text or JSON; refused here rather than failing the insert.
+    if text.contains('\0') {
+        return Err(ApiError::bad_request("the message must not contain NUL characters (\\u0000)"));
+    }
     Ok(text.to_owned())
 }
 

@@ -2,12 +2,17 @@
 //! (`scripts/fuzz-api.sh`): each case gets a 4xx in the error envelope or a normal answer, never a 500, a panic
 //! or a stream that does not end.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 use shared::ChatPage;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use uuid::Uuid;
 
 use crate::helpers::{ALICE, TestApp};
+
+async fn message_count(app: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from chat.messages").fetch_one(&app.db).await.expect("count")
+}
 
 #[sqlx::test(migrations = false)]
 async fn a_search_with_control_characters_treats_them_as_spaces(_: PgPoolOptions, connect: PgConnectOptions) {
@@ -25,4 +30,24 @@ async fn a_search_with_control_characters_treats_them_as_spaces(_: PgPoolOptions
         assert_eq!(response.status, StatusCode::OK, "{}", response.json);
         assert_eq!(response.parse::<ChatPage>().chats.iter().map(|c| c.id).collect::<Vec<_>>(), vec![chat.id]);
     }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_message_with_a_nul_character_is_refused_and_nothing_is_stored(_: PgPoolOptions, connect: PgConnectOptions) {
+    // Arrange
+    let app = TestApp::spawn_with_model(connect).await;
+    let chat_id = Uuid::new_v4();
+    let transport_body = json!({"id": chat_id, "trigger": "submit-message", "messages": [
+        {"id": "u1", "role": "user", "parts": [{"type": "text", "text": "a\u{0}b"}]}
+    ]});
+
+    // Act
+    let lean = app.json(ALICE, Method::POST, "/api/chat", json!({"id": chat_id, "message": "hi\u{0}there"})).await;
+    let transport = app.json(ALICE, Method::POST, "/api/chat", transport_body).await;
+
+    // Assert
+    lean.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    transport.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(message_count(&app).await, 0);
+    assert_eq!(app.chat_count().await, 0);
 }
