@@ -135,7 +135,7 @@ fn validate_client_id(id: &str) -> ApiResult<String> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ResumeQuery {
-    /// Last event id the client saw (same as the `Last-Event-ID` header, which wins).
+    /// Last event id the client saw (same as the `Last-Event-ID` header, which wins), 0 to 2^63 - 1.
     #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
     /// The generation the cursor belongs to; replays it even if it just finished.
@@ -165,7 +165,7 @@ pub async fn resume_chat(
     let raw_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned).or(query.cursor);
     let after = match raw_cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         None => 0,
-        Some(raw) => raw.parse::<u64>().map_err(|_| ApiError::bad_request("the event id must be a whole number"))?,
+        Some(raw) => parse_event_id(raw)?,
     };
     let running = state.engine.running_in_chat(&user.id, chat_id).await?;
     let generation_id = match (running, query.generation) {
@@ -180,6 +180,16 @@ pub async fn resume_chat(
     };
     let chunks = state.engine.follow(generation_id, after).await?;
     Ok(ui_message_stream(chunks, chat_id, generation_id, state.config.engine.keepalive_interval))
+}
+
+/// An event id from a client: 0 to `i64::MAX`, the range the stored log numbers events in (`bigint`). Larger
+/// ones would turn negative when compared with the stored sequence numbers, and the next id after `u64::MAX`
+/// does not exist.
+fn parse_event_id(raw: &str) -> ApiResult<u64> {
+    raw.parse::<i64>()
+        .ok()
+        .and_then(|id| u64::try_from(id).ok())
+        .ok_or_else(|| ApiError::bad_request(format!("the event id must be a whole number from 0 to {}", i64::MAX)))
 }
 
 /// The pinned generation, if it is an answer in this (already ownership-checked) chat.

@@ -2,6 +2,8 @@
 //! (`scripts/fuzz-api.sh`): each case gets a 4xx in the error envelope or a normal answer, never a 500, a panic
 //! or a stream that does not end.
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use shared::ChatPage;
@@ -50,4 +52,34 @@ async fn a_message_with_a_nul_character_is_refused_and_nothing_is_stored(_: PgPo
     transport.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(message_count(&app).await, 0);
     assert_eq!(app.chat_count().await, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_resume_cursor_past_the_event_id_range_is_refused_not_a_panic_or_an_endless_stream(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // Arrange: a finished answer, so resuming reads the stored log.
+    let app = TestApp::spawn_with_model(connect).await;
+    let chat_id = Uuid::new_v4();
+    let turn = app.post_chat(ALICE, json!({"id": chat_id, "message": "hi [[fake tokens=3]]"})).await;
+    assert_eq!(turn.status, StatusCode::OK, "{}", turn.raw);
+    let stream_path = format!("/api/chat/{chat_id}/stream");
+
+    // Act: event ids are 1..=i64::MAX; u64::MAX used to overflow, 2^63 to wrap into a stream that never ended.
+    let mut answers = Vec::new();
+    for cursor in ["18446744073709551615", "9223372036854775808", "-1"] {
+        let request = app.request(Some(ALICE), Method::GET, &stream_path).header("last-event-id", cursor);
+        let response = tokio::time::timeout(Duration::from_secs(10), app.send(request)).await;
+        answers.push((cursor, response.expect("the server answers at once")));
+    }
+    let largest = app.send(app.request(Some(ALICE), Method::GET, &format!("{stream_path}?cursor={}", i64::MAX)));
+    let largest = tokio::time::timeout(Duration::from_secs(10), largest).await.expect("ends at once");
+
+    // Assert
+    for (cursor, response) in answers {
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "cursor {cursor}: {}", response.json);
+        response.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    assert!(largest.status.is_success(), "the largest event id is a valid cursor: {}", largest.status);
 }
