@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use shared::ChatPage;
@@ -82,4 +84,20 @@ async fn a_resume_cursor_past_the_event_id_range_is_refused_not_a_panic_or_an_en
         response.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
     }
     assert!(largest.status.is_success(), "the largest event id is a valid cursor: {}", largest.status);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_forged_chat_cursor_outside_the_database_time_range_is_a_400(_: PgPoolOptions, connect: PgConnectOptions) {
+    // Arrange: cursors are opaque, but a client can still build one by hand.
+    let app = TestApp::spawn(connect).await;
+    app.create_chat(ALICE, json!({})).await;
+    let forged = |micros: i64| URL_SAFE_NO_PAD.encode(format!("{micros}|{}", Uuid::nil().simple()));
+
+    // Act: a time chrono represents but PostgreSQL does not (about 29,700 BC), and one far in the future.
+    let ancient = app.get(ALICE, &format!("/api/chats?cursor={}", forged(-1_000_000_000_000_000_000))).await;
+    let future = app.get(ALICE, &format!("/api/chats?cursor={}", forged(1_000_000_000_000_000_000))).await;
+
+    // Assert
+    ancient.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    future.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
 }
