@@ -17,6 +17,7 @@ mod migrations;
 mod openapi;
 mod platform;
 mod recovery;
+mod request_limits;
 mod security;
 mod streams;
 mod turns;
