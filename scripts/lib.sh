@@ -93,6 +93,19 @@ ensure_python_tools() {
   "$PY_TOOLS/bin/pip" install -q --disable-pip-version-check jsonschema==4.25.1 PyYAML==6.0.2 regex==2025.9.18
 }
 
+# schemathesis (API fuzzing, scripts/fuzz-api.sh) in a virtualenv of its own under .tools/, every package pinned
+# in scripts/fuzz/requirements.txt; reinstalled only when that file changes.
+FUZZ_TOOLS="$ROOT/.tools/fuzz"
+ensure_fuzz_tools() {
+  local requirements="$ROOT/scripts/fuzz/requirements.txt"
+  cmp -s "$requirements" "$FUZZ_TOOLS/requirements.txt" && [ -x "$FUZZ_TOOLS/bin/schemathesis" ] && return
+  log "installing schemathesis ($(grep -m1 '^schemathesis==' "$requirements")) for API fuzzing"
+  command -v python3 >/dev/null || apt_install python3
+  python3 -m venv --clear "$FUZZ_TOOLS" 2>/dev/null || { apt_install python3-venv; python3 -m venv --clear "$FUZZ_TOOLS"; }
+  "$FUZZ_TOOLS/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$FUZZ_TOOLS/requirements.txt"
+}
+
 # A local PostgreSQL on 127.0.0.1:5432: start it if installed but down, install it if missing.
 ensure_postgres() {
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi

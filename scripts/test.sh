@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, lints, sqlx offline data, unit and integration tests (against the
-# local PostgreSQL) and end-to-end tests. Installs what it needs first. Usage: scripts/test.sh
+# local PostgreSQL), API fuzzing and end-to-end tests. Installs what it needs first. Usage: scripts/test.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -33,6 +33,9 @@ ensure_python_tools
 
 log "cargo test (unit and API tests on PostgreSQL)"
 DATABASE_URL="$TEST_ADMIN_URL" cargo test --workspace --exclude web --locked
+
+log "API fuzzing: generated valid and invalid requests from the OpenAPI document (schemathesis, CI-sized)"
+FUZZ_MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-60}" scripts/fuzz-api.sh
 
 log "web app: unit tests of its logic (native) and the release build"
 cargo test --locked -p web

@@ -55,8 +55,12 @@ pub fn page_limit(raw: Option<u32>) -> Result<u32, ApiError> {
 }
 
 /// Search text: blank means no search; at most 200 characters.
+///
+/// Control characters separate words like spaces do: a pasted tab or newline means nothing else in a search,
+/// and PostgreSQL refuses a NUL in text outright.
 pub fn search_text(raw: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(text) = raw.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()) else {
+    let words = |q: String| q.replace(char::is_control, " ").trim().to_owned();
+    let Some(text) = raw.map(words).filter(|q| !q.is_empty()) else {
         return Ok(None);
     };
     if text.chars().count() > MAX_SEARCH_CHARS {
@@ -89,5 +93,7 @@ mod tests {
     fn blank_search_is_no_search() {
         assert_eq!(search_text(Some("   ".into())).expect("valid"), None);
         assert_eq!(search_text(Some(" lake ".into())).expect("valid"), Some("lake".into()));
+        assert_eq!(search_text(Some("lake\0house\n".into())).expect("valid"), Some("lake house".into()));
+        assert_eq!(search_text(Some("\0\t".into())).expect("valid"), None);
     }
 }

@@ -27,14 +27,23 @@ pub struct ChatSummary {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateChatRequest {
-    /// Title; defaults to "New chat". 1 to 200 characters after trimming.
+    /// Title; defaults to "New chat". 1 to 200 characters after trimming, no control characters.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub title: Option<String>,
     /// Model the chat should use; must be one the server offers.
     #[serde(default)]
     pub model: Option<String>,
-    /// Free-form key (1 to 200 characters) that lets another tool find its chats again.
+    /// Free-form key (1 to 200 characters, no control characters) that lets another tool find its chats again.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"))]
     pub scope: Option<String>,
 }
 
@@ -43,7 +52,15 @@ pub struct CreateChatRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChatRequest {
-    /// New title, 1 to 200 characters after trimming.
+    /// New title, 1 to 200 characters after trimming, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub title: String,
 }
 

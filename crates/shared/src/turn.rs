@@ -17,6 +17,7 @@ pub const MAX_CLIENT_ID_CHARS: usize = 128;
 /// user message is used: the server never trusts the client's copy of the history) and a lean body
 /// (`{id, message, model?}`, where `message` is a string or a UI message).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ChatTurnRequest {
     /// Chat id (a UUID). An id the server has never seen creates the chat for the caller.
@@ -30,7 +31,7 @@ pub struct ChatTurnRequest {
     /// `submit-message` (default) or `regenerate-message`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
-    /// AI SDK: the message being regenerated or edited.
+    /// AI SDK: the message being regenerated or edited (not read).
     #[serde(default, rename = "messageId", skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     /// Model to answer with; the server's default when absent.
@@ -40,6 +41,7 @@ pub struct ChatTurnRequest {
 
 /// What started the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Trigger {
     /// A new user message.
@@ -50,9 +52,12 @@ pub enum Trigger {
 
 /// A message as an AI SDK client sends it. Parts other than text are accepted and ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IncomingMessage {
-    /// Client-side id; a retried request with the same id is recognised and creates nothing new.
+    /// Client-side id (1 to 128 printable characters); a retried request with the same id is recognised and
+    /// creates nothing new.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub id: Option<String>,
     /// `user`, `assistant` or `system`.
     pub role: String,
@@ -88,6 +93,7 @@ impl IncomingMessage {
 
 /// The lean body's `message`: a plain string or a UI message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum IncomingContent {
     /// Just the text.

@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -32,10 +32,11 @@ impl ChatCursor {
         let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
         let (micros, id) = text.split_once('|').ok_or_else(invalid)?;
         let micros: i64 = micros.parse().map_err(|_| invalid())?;
-        Ok(ChatCursor {
-            updated_at: DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?,
-            chat_id: Uuid::parse_str(id).map_err(|_| invalid())?,
-        })
+        // chrono represents times PostgreSQL refuses (before 4713 BC), which would fail the query; no chat is
+        // outside years 1 to 9999 anyway.
+        let updated_at =
+            DateTime::from_timestamp_micros(micros).filter(|t| (1..=9999).contains(&t.year())).ok_or_else(invalid)?;
+        Ok(ChatCursor { updated_at, chat_id: Uuid::parse_str(id).map_err(|_| invalid())? })
     }
 }
 
@@ -68,6 +69,7 @@ mod tests {
             "bm9waXBl",
             &URL_SAFE_NO_PAD.encode("12|not-a-uuid"),
             &URL_SAFE_NO_PAD.encode("x|00000000000000000000000000000000"),
+            &URL_SAFE_NO_PAD.encode("-1000000000000000000|00000000000000000000000000000000"),
         ] {
             assert!(ChatCursor::decode(raw).is_err(), "{raw}");
         }

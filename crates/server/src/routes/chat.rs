@@ -12,6 +12,10 @@ use shared::{
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::responses::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, StreamEvent, Timeout, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
 use super::sse::{prefers_async, text_stream, ui_message_stream, wants_plain_text};
 use crate::config::ModelAuth;
 use crate::engine::TurnInput;
@@ -26,13 +30,20 @@ use crate::startup::AppState;
 /// message id the server has seen in this chat returns that turn again instead of creating a new one.
 /// Response: the UI message stream (SSE); `Accept: text/plain` streams text only; `Prefer: respond-async`
 /// answers 202 at once with the generation id to poll.
-#[utoipa::path(post, path = "/api/chat", tag = "chat", request_body(content = serde_json::Value, description = "ChatTurnRequest"),
+#[utoipa::path(post, path = "/api/chat", tag = "chat", request_body = ChatTurnRequest,
+    params(("Prefer" = Option<String>, Header, pattern = "^respond-async$",
+        description = "`respond-async`: answer 202 at once instead of streaming")),
     responses(
-        (status = 200, description = "UI message stream (text/event-stream) or text (text/plain)"),
-        (status = 202, description = "Started (Prefer: respond-async)", body = TurnAccepted),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "A turn is already running in this chat", body = ErrorBody),
-        (status = 503, description = "No model configured, or the server is restarting", body = ErrorBody)))]
+        (status = 200, description = "The UI message stream (SSE), or with `Accept: text/plain` the text alone",
+            content((StreamEvent = "text/event-stream"), (String = "text/plain")),
+            headers(("X-Chat-Id" = Uuid, description = "The chat"),
+                    ("X-Message-Id" = Uuid, description = "The answer (generation) being written"))),
+        (status = 202, description = "Started (`Prefer: respond-async`)", body = TurnAccepted,
+            headers(("Location" = String, description = "The generation to poll"))),
+        BadRequest, Unauthorized, Forbidden, NotFound,
+        (status = 409, description = "A turn is already running in this chat (`generation_in_progress`, with its \
+            `generation_id`), or a message id whose answer was deleted", body = ErrorBody),
+        PayloadTooLarge, UnsupportedMediaType, RateLimited, Unavailable))]
 pub async fn post_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -103,6 +114,10 @@ fn validate_text(text: &str) -> ApiResult<String> {
     if text.chars().count() > MAX_MESSAGE_CHARS {
         return Err(ApiError::bad_request(format!("the message is longer than {MAX_MESSAGE_CHARS} characters")));
     }
+    // PostgreSQL stores no NUL in text or JSON; refused here rather than failing the insert.
+    if text.contains('\0') {
+        return Err(ApiError::bad_request("the message must not contain NUL characters (\\u0000)"));
+    }
     Ok(text.to_owned())
 }
 
@@ -120,7 +135,8 @@ fn validate_client_id(id: &str) -> ApiResult<String> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ResumeQuery {
-    /// Last event id the client saw (same as the `Last-Event-ID` header, which wins).
+    /// Last event id the client saw (same as the `Last-Event-ID` header, which wins), 0 to 2^63 - 1.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
     /// The generation the cursor belongs to; replays it even if it just finished.
     pub generation: Option<Uuid>,
@@ -128,11 +144,17 @@ pub struct ResumeQuery {
 
 /// Resumes the chat's running turn: replays the events after the last one the client saw, then streams live.
 /// 204 when nothing runs.
-#[utoipa::path(get, path = "/api/chat/{id}/stream", tag = "chat", params(("id" = Uuid, Path, description = "Chat id"), ResumeQuery),
+#[utoipa::path(get, path = "/api/chat/{id}/stream", tag = "chat",
+    params(("id" = Uuid, Path, description = "Chat id"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$",
+            description = "Last event id the client saw (wins over `cursor`)"),
+        ResumeQuery),
     responses(
-        (status = 200, description = "UI message stream (text/event-stream)"),
+        (status = 200, description = "The UI message stream (SSE)", content((StreamEvent = "text/event-stream")),
+            headers(("X-Chat-Id" = Uuid, description = "The chat"),
+                    ("X-Message-Id" = Uuid, description = "The answer (generation) being followed"))),
         (status = 204, description = "No turn is running"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        BadRequest, Unauthorized, NotFound, Unavailable))]
 pub async fn resume_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -143,7 +165,7 @@ pub async fn resume_chat(
     let raw_cursor = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned).or(query.cursor);
     let after = match raw_cursor.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         None => 0,
-        Some(raw) => raw.parse::<u64>().map_err(|_| ApiError::bad_request("the event id must be a whole number"))?,
+        Some(raw) => parse_event_id(raw)?,
     };
     let running = state.engine.running_in_chat(&user.id, chat_id).await?;
     let generation_id = match (running, query.generation) {
@@ -160,6 +182,16 @@ pub async fn resume_chat(
     Ok(ui_message_stream(chunks, chat_id, generation_id, state.config.engine.keepalive_interval))
 }
 
+/// An event id from a client: 0 to `i64::MAX`, the range the stored log numbers events in (`bigint`). Larger
+/// ones would turn negative when compared with the stored sequence numbers, and the next id after `u64::MAX`
+/// does not exist.
+fn parse_event_id(raw: &str) -> ApiResult<u64> {
+    raw.parse::<i64>()
+        .ok()
+        .and_then(|id| u64::try_from(id).ok())
+        .ok_or_else(|| ApiError::bad_request(format!("the event id must be a whole number from 0 to {}", i64::MAX)))
+}
+
 /// The pinned generation, if it is an answer in this (already ownership-checked) chat.
 async fn pinned_generation(state: &AppState, chat_id: Uuid, generation_id: Uuid) -> ApiResult<Uuid> {
     if crate::db::generations::is_answer_in_chat(&state.db, chat_id, generation_id).await? {
@@ -171,7 +203,7 @@ async fn pinned_generation(state: &AppState, chat_id: Uuid, generation_id: Uuid)
 
 /// Stops the chat's running turn; the text so far is kept with status `stopped`.
 #[utoipa::path(post, path = "/api/chat/{id}/stop", tag = "chat", params(("id" = Uuid, Path, description = "Chat id")),
-    responses((status = 200, body = StopResponse), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StopResponse), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout))]
 pub async fn stop_chat(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -4,10 +4,13 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use shared::{ChatPage, ChatSummary, CreateChatRequest, ErrorBody, UpdateChatRequest};
+use shared::{ChatPage, ChatSummary, CreateChatRequest, UpdateChatRequest};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::responses::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, Timeout, Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use crate::db::chats::{self, ChatFilter};
 use crate::db::cursor::ChatCursor;
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
@@ -24,18 +27,22 @@ pub const DEFAULT_TITLE: &str = "New chat";
 #[into_params(parameter_in = Query)]
 pub struct ListChatsQuery {
     /// Page size, 1 to 100 (default 30).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// Search: chats whose title or messages contain words starting with each word given.
+    /// Search: chats whose title or messages contain words starting with each word given (at most 200
+    /// characters; control characters count as spaces).
+    #[param(max_length = 200)]
     pub q: Option<String>,
-    /// Only chats with this scope key.
+    /// Only chats with this scope key (1 to 200 characters, no control characters).
+    #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")]
     pub scope: Option<String>,
 }
 
 /// Lists the caller's chats, most recently active first.
 #[utoipa::path(get, path = "/api/chats", tag = "chats", params(ListChatsQuery),
-    responses((status = 200, body = ChatPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = ChatPage), BadRequest, Unauthorized, Unavailable, Timeout))]
 pub async fn list_chats(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -59,8 +66,9 @@ pub async fn list_chats(
 
 /// Creates a chat for the caller.
 #[utoipa::path(post, path = "/api/chats", tag = "chats", request_body = CreateChatRequest,
-    responses((status = 201, body = ChatSummary), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+    responses(
+        (status = 201, body = ChatSummary, headers(("Location" = String, description = "The new chat's URL"))),
+        BadRequest, Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout))]
 pub async fn create_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -83,7 +91,7 @@ pub async fn create_chat(
 
 /// One of the caller's chats.
 #[utoipa::path(get, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
-    responses((status = 200, body = ChatSummary), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ChatSummary), BadRequest, Unauthorized, NotFound, Unavailable, Timeout))]
 pub async fn get_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -96,7 +104,9 @@ pub async fn get_chat(
 /// Renames one of the caller's chats.
 #[utoipa::path(patch, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
     request_body = UpdateChatRequest,
-    responses((status = 200, body = ChatSummary), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, body = ChatSummary),
+        BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout))]
 pub async fn update_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -111,7 +121,8 @@ pub async fn update_chat(
 
 /// Deletes one of the caller's chats with all its messages.
 #[utoipa::path(delete, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
-    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "Deleted"), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout))]
 pub async fn delete_chat(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -1,16 +1,17 @@
 //! `GET /api/generations/{id}`: the state of one answer, for tools that poll instead of streaming.
 
 use axum::extract::State;
-use shared::{ErrorBody, GenerationView};
+use shared::GenerationView;
 use uuid::Uuid;
 
+use super::responses::{BadRequest, NotFound, Timeout, Unauthorized, Unavailable};
 use crate::error::{ApiResult, AppJson, AppPath};
 use crate::identity::CurrentUser;
 use crate::startup::AppState;
 
 /// Status and text so far of a generation (the id `POST /api/chat` returned with `Prefer: respond-async`).
 #[utoipa::path(get, path = "/api/generations/{id}", tag = "chat", params(("id" = Uuid, Path, description = "Generation id")),
-    responses((status = 200, body = GenerationView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GenerationView), BadRequest, Unauthorized, NotFound, Unavailable, Timeout))]
 pub async fn get_generation(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -4,12 +4,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use shared::Health;
 
+use super::responses::Timeout;
 use crate::error::AppJson;
 use crate::startup::AppState;
 
 /// Reports whether the server can reach its database.
 #[utoipa::path(get, path = "/api/health", tag = "system",
-    responses((status = 200, description = "Healthy", body = Health), (status = 503, description = "Database unreachable", body = Health)))]
+    responses((status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "Database unreachable", body = Health), Timeout))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, AppJson<Health>) {
     let database = crate::db::ping(&state.db).await;
     let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

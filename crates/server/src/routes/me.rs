@@ -1,13 +1,14 @@
 //! `GET /api/me`: the caller's identity.
 
-use shared::{ErrorBody, Me};
+use shared::Me;
 
+use super::responses::Unauthorized;
 use crate::error::AppJson;
 use crate::identity::CurrentUser;
 
 /// Returns who the server thinks the caller is.
 #[utoipa::path(get, path = "/api/me", tag = "system",
-    responses((status = 200, body = Me), (status = 401, description = "No identity on the request", body = ErrorBody)))]
+    responses((status = 200, body = Me), Unauthorized))]
 pub async fn me(user: CurrentUser) -> AppJson<Me> {
     AppJson(user.to_me())
 }

@@ -2,10 +2,11 @@
 
 use axum::extract::State;
 use serde::Deserialize;
-use shared::{ErrorBody, MessagePage, UiMessage};
+use shared::{MessagePage, UiMessage};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use super::responses::{BadRequest, NotFound, Timeout, Unauthorized, Unavailable};
 use crate::db::cursor::decode_message_cursor;
 use crate::db::{chats, messages};
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
@@ -19,15 +20,17 @@ use crate::validate;
 #[into_params(parameter_in = Query)]
 pub struct ListMessagesQuery {
     /// Page size, 1 to 100 (default 30).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_before` of the previous page: returns the messages just older than it.
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
     pub before: Option<String>,
 }
 
 /// The chat's messages, newest page first; within a page, oldest first.
 #[utoipa::path(get, path = "/api/chats/{id}/messages", tag = "messages",
     params(("id" = Uuid, Path, description = "Chat id"), ListMessagesQuery),
-    responses((status = 200, body = MessagePage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MessagePage), BadRequest, Unauthorized, NotFound, Unavailable, Timeout))]
 pub async fn list_messages(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -9,6 +9,7 @@ pub mod me;
 pub mod messages;
 pub mod models;
 pub mod openapi;
+pub mod responses;
 pub mod sse;
 
 use axum::Router;

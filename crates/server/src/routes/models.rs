@@ -3,12 +3,13 @@
 use axum::extract::State;
 use shared::ModelList;
 
+use super::responses::{Timeout, Unauthorized};
 use crate::error::AppJson;
 use crate::identity::CurrentUser;
 use crate::startup::AppState;
 
 /// Lists the offered models, the default first.
-#[utoipa::path(get, path = "/api/models", tag = "chat", responses((status = 200, body = ModelList)))]
+#[utoipa::path(get, path = "/api/models", tag = "chat", responses((status = 200, body = ModelList), Unauthorized, Timeout))]
 pub async fn list_models(State(state): State<AppState>, _user: CurrentUser) -> AppJson<ModelList> {
     AppJson(state.engine.catalog().await.to_list(Some(state.engine.models_hint())))
 }

@@ -5,6 +5,7 @@
 mod chats;
 mod databricks_auth;
 mod deploy;
+mod edge_input;
 mod errors;
 mod health;
 mod helpers;
@@ -15,8 +16,10 @@ mod limits;
 mod local_model;
 mod messages;
 mod migrations;
+mod openapi;
 mod platform;
 mod recovery;
+mod request_limits;
 mod security;
 mod streams;
 mod turns;
