@@ -76,7 +76,7 @@ start_server() {
   local name="$1"; shift
   local server_log="$work/server-$name.log"
   env -i PATH="$PATH" DATABASE_URL="$database_url" HOST=127.0.0.1 PORT=0 LOG_FORMAT=json LOG_LEVEL=info \
-    TRUST_FORWARDED_HEADERS=true LLM_BASE_URL="$fake_url/serving-endpoints" \
+    TRUST_FORWARDED_HEADERS=true LOCAL_MODEL=off LLM_BASE_URL="$fake_url/serving-endpoints" \
     DATABRICKS_SERVING_ENDPOINT=fake-model CHAT_MODELS="fake-model,other-model=Other Model" \
     TITLE_GENERATION=false "$@" "$ROOT/target/debug/server" >"$server_log" 2>&1 &
   server_pid=$!
