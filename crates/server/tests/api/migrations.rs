@@ -56,3 +56,25 @@ async fn two_server_processes_starting_together_both_come_up(_: PgPoolOptions, c
     assert_eq!(applied, migration_count());
     drop((first, second));
 }
+
+#[sqlx::test(migrations = false)]
+async fn the_local_default_creates_its_database_when_missing(_: PgPoolOptions, connect: PgConnectOptions) {
+    // Arrange: the settings the server uses with no DATABASE_URL or PGHOST, on a database name not yet taken.
+    let name = format!("chat_local_default_{}", uuid::Uuid::new_v4().simple());
+    let mut config = server::config::Config::from_map(&crate::helpers::test_env()).expect("configuration");
+    assert!(config.database.create_if_missing, "the local default creates its database");
+    config.database.connect = connect.clone().database(&name);
+
+    // Act: twice, as two starts would.
+    let first = server::db::connect_and_migrate(&config.database, None).await.expect("first start");
+    first.close().await;
+    let second = server::db::connect_and_migrate(&config.database, None).await.expect("second start");
+
+    // Assert: created once, migrated, usable.
+    let applied: i64 =
+        sqlx::query_scalar("select count(*) from chat._sqlx_migrations").fetch_one(&second).await.expect("count");
+    assert_eq!(applied, migration_count());
+    second.close().await;
+    let admin = PgPoolOptions::new().connect_with(connect).await.expect("admin pool");
+    sqlx::raw_sql(&format!("drop database {name} with (force)")).execute(&admin).await.expect("drop");
+}

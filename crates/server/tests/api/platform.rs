@@ -269,3 +269,29 @@ async fn a_user_token_without_the_serving_scope_ends_the_answer_with_the_fix(
     assert!(error.contains("serving.serving-endpoints") && error.contains("Can Query"), "{error}");
     assert_eq!(app.fake().requests().len(), 1, "a refused user token is not retried");
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_personal_access_token_the_workspace_refuses_ends_the_answer_with_a_clear_error(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // Arrange: the workspace knows the app's PAT no more (revoked or mistyped).
+    let fake = workspace(sample_endpoints()).await;
+    let env = workspace_env(&fake)
+        .with("DATABRICKS_TOKEN", "dapi-revoked")
+        .with("DATABRICKS_SERVING_ENDPOINT", "databricks-claude-sonnet-4-5");
+    let app = TestApp::spawn_with_fake(connect, fake, env).await;
+
+    // Act
+    let turn = app.post_chat(ALICE, lean(Uuid::new_v4(), "Hello [[fake tokens=3]]")).await;
+
+    // Assert: the answer ends with an error that says the credentials were refused; the app tried once more
+    // (a token may be revoked early) and then gave up rather than retrying a refusal.
+    assert_eq!(turn.final_status(), Some(MessageStatus::Error), "{}", turn.raw);
+    let error = turn.error_text().expect("an error");
+    assert!(error.contains("refused the app's credentials"), "{error}");
+    let calls: Vec<_> =
+        app.fake().requests().into_iter().filter(|r| r.path == "/serving-endpoints/chat/completions").collect();
+    assert_eq!(calls.len(), 2, "one retry after the refusal");
+    assert!(calls.iter().all(|r| r.authorization.as_deref() == Some("Bearer dapi-revoked")));
+}
