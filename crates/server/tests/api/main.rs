@@ -5,6 +5,7 @@
 mod chats;
 mod databricks_auth;
 mod deploy;
+mod disconnects;
 mod errors;
 mod health;
 mod helpers;
