@@ -18,6 +18,14 @@ const BATCH: usize = 100;
 /// Slices per interval.
 const SLICES: u32 = 10;
 
+/// Longest a checkpoint or final write may take before it counts as failed: half the failure limit, between 1 and
+/// 5 s. A database that stalls (a lock, a network that drops packets) must count as failing, or answers would
+/// live only in memory for as long as the stall lasts. The abandoned statement may still commit later, which the
+/// writes tolerate (see [`generations::checkpoint_batch`]).
+pub(super) fn write_timeout(failure_limit: Duration) -> Duration {
+    (failure_limit / 2).clamp(Duration::from_secs(1), Duration::from_secs(5))
+}
+
 /// Runs until the engine closes.
 ///
 /// Checkpoints use a connection of their own rather than the pool: a connection keeps its send buffer at the size
@@ -32,6 +40,7 @@ pub(super) async fn checkpoint_loop(inner: Arc<Inner>) {
     let mut ticks = tokio::time::interval_at(Instant::now() + slice, slice);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing_since: Option<Instant> = None;
+    let write_limit = write_timeout(inner.config.checkpoint_failure_limit);
     loop {
         tokio::select! {
             () = inner.closing.cancelled() => return,
@@ -42,31 +51,47 @@ pub(super) async fn checkpoint_loop(inner: Arc<Inner>) {
         let due: Vec<Arc<LiveTurn>> =
             turns.iter().filter(|t| t.saved.try_lock().is_ok_and(|s| s.at.elapsed() >= due_after)).cloned().collect();
         for batch in due.chunks(BATCH) {
+            // A failure counts from when the attempt began: a stalled write has been failing all along.
+            let attempt_started = Instant::now();
             if conn.is_none() {
-                conn = inner.db.connect_options().connect().await.ok();
+                let options = inner.db.connect_options();
+                conn = tokio::time::timeout(write_limit, options.connect()).await.ok().and_then(Result::ok);
             }
             let Some(connection) = conn.as_mut() else {
+                failing_since.get_or_insert(attempt_started);
                 all_ok = false;
                 break;
             };
-            if !checkpoint(&inner, connection, batch).await {
+            let written = match tokio::time::timeout(write_limit, checkpoint(&inner, connection, batch)).await {
+                Ok(written) => written,
+                Err(_) => {
+                    tracing::warn!(
+                        turns = batch.len(),
+                        timeout_ms = write_limit.as_millis() as u64,
+                        "checkpoint got no answer in time; counting it as failed"
+                    );
+                    false
+                }
+            };
+            if !written {
+                failing_since.get_or_insert(attempt_started);
                 all_ok = false;
-                // The connection may be broken; the next batch opens a fresh one.
+                // The connection may be broken, or still busy with the abandoned statement: the next batch opens
+                // a fresh one.
                 conn = None;
             }
         }
         if all_ok {
             failing_since = None;
-        } else {
-            let since = *failing_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= inner.config.checkpoint_failure_limit {
-                tracing::error!(
-                    failing_secs = since.elapsed().as_secs(),
-                    "checkpoints keep failing; ending running turns so their text is not only in memory"
-                );
-                for turn in turns {
-                    turn.cancel(CancelReason::NotSaved);
-                }
+        } else if let Some(since) = failing_since
+            && since.elapsed() >= inner.config.checkpoint_failure_limit
+        {
+            tracing::error!(
+                failing_secs = since.elapsed().as_secs(),
+                "checkpoints keep failing; ending running turns so their text is not only in memory"
+            );
+            for turn in turns {
+                turn.cancel(CancelReason::NotSaved);
             }
         }
     }
