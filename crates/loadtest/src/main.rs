@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, reason = "a benchmark CLI: its report goes to stdout")]
 
 mod api_latency;
+mod faults;
 mod report;
 mod server_process;
 mod turns;
@@ -27,6 +28,9 @@ enum Command {
     StreamLatency(turns::StreamArgs),
     /// Completed short turns per second (20 tokens, no model delay, persistence on).
     ShortTurns(turns::ShortArgs),
+    /// The fault suite: faults injected one scenario at a time under concurrent turns, then the database and
+    /// the API checked against what the clients were told. Fails when an invariant is broken.
+    Faults(faults::Args),
 }
 
 #[tokio::main]
@@ -35,5 +39,6 @@ async fn main() -> anyhow::Result<()> {
         Command::ApiLatency(args) => api_latency::run(args).await,
         Command::StreamLatency(args) => turns::stream_latency(args).await,
         Command::ShortTurns(args) => turns::short_turns(args).await,
+        Command::Faults(args) => faults::run(args).await,
     }
 }
