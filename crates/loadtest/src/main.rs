@@ -7,6 +7,7 @@ mod api_latency;
 mod faults;
 mod report;
 mod server_process;
+mod soak;
 mod turns;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,9 @@ enum Command {
     /// The fault suite: faults injected one scenario at a time under concurrent turns, then the database and
     /// the API checked against what the clients were told. Fails when an invariant is broken.
     Faults(faults::Args),
+    /// Minutes of a steady closed loop of concurrent turns, sampled per minute (memory, descriptors,
+    /// connections, completed turns, latency), with a verdict on whether they stay flat.
+    Soak(soak::Args),
 }
 
 #[tokio::main]
@@ -40,5 +44,6 @@ async fn main() -> anyhow::Result<()> {
         Command::StreamLatency(args) => turns::stream_latency(args).await,
         Command::ShortTurns(args) => turns::short_turns(args).await,
         Command::Faults(args) => faults::run(args).await,
+        Command::Soak(args) => soak::run(args).await,
     }
 }
