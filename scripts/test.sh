@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, lints, sqlx offline data, unit and integration tests (against the
-# local PostgreSQL), API fuzzing and end-to-end tests. Installs what it needs first. Usage: scripts/test.sh
+# local PostgreSQL), API fuzzing, the fault suite and end-to-end tests. Installs what it needs first.
+# Usage: scripts/test.sh
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
@@ -36,6 +37,19 @@ DATABASE_URL="$TEST_ADMIN_URL" cargo test --workspace --exclude web --locked
 
 log "API fuzzing: generated valid and invalid requests from the OpenAPI document (schemathesis, CI-sized)"
 FUZZ_MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-60}" scripts/fuzz-api.sh
+
+log "fault suite: the server binary under concurrent turns with injected faults (loadtest faults --profile ci)"
+# By default the dev binaries: their dependencies are optimised (Cargo.toml) and already built by the tests above,
+# so this step costs about two minutes. A release build from scratch (whole-program LTO) adds 5 to 10 minutes on
+# two cores; FAULT_SUITE_RELEASE=1 runs the suite on the release binaries instead.
+if [ "${FAULT_SUITE_RELEASE:-0}" = 1 ]; then
+  fault_bins=target/release
+  cargo build --release --locked -p server -p loadtest
+else
+  fault_bins=target/debug
+  cargo build --locked -p server -p loadtest
+fi
+"$fault_bins/loadtest" faults --profile ci --server-bin "$fault_bins/server" --admin-url "$TEST_ADMIN_URL"
 
 log "web app: unit tests of its logic (native) and the release build"
 cargo test --locked -p web

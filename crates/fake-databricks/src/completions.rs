@@ -39,9 +39,17 @@ pub async fn chat_completions(
     }
     let model = request["model"].as_str().unwrap_or("fake-model").to_owned();
     let user_text = last_user_text(&request);
-    let scenario = state
-        .next_scenario(&model)
-        .unwrap_or_else(|| Directives::parse(&user_text).unwrap_or_default().scenario(&user_text, state.token_delay()));
+    let scenario = state.next_scenario(&model).unwrap_or_else(|| {
+        let mut directives = Directives::parse(&user_text).unwrap_or_default();
+        // `status_times=N`: the error is transient, so retries of the same message eventually get an answer.
+        if let Some(times) = directives.status_times
+            && directives.status.is_some()
+            && state.count_attempt(&user_text) > times
+        {
+            directives.status = None;
+        }
+        directives.scenario(&user_text, state.token_delay())
+    });
     if scenario.status != 200 {
         let mut response = (
             StatusCode::from_u16(scenario.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -63,6 +63,8 @@ pub struct FakeState {
     scenarios: Mutex<VecDeque<Scenario>>,
     model_replies: Mutex<Vec<(String, Scenario)>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Requests seen per message text, for directives that fail only the first attempts.
+    attempts: Mutex<std::collections::HashMap<String, u32>>,
     workspace: Arc<FakeWorkspaceState>,
 }
 
@@ -108,6 +110,14 @@ impl FakeState {
         lock(&self.requests).clone()
     }
 
+    /// Counts a request carrying `message` and returns how many there have been, this one included.
+    pub fn count_attempt(&self, message: &str) -> u32 {
+        let mut attempts = lock(&self.attempts);
+        let count = attempts.entry(message.to_owned()).or_insert(0);
+        *count += 1;
+        *count
+    }
+
     /// Default pause between tokens.
     pub fn token_delay(&self) -> Duration {
         lock(&self.config).token_delay
@@ -123,6 +133,7 @@ impl FakeState {
         lock(&self.scenarios).clear();
         lock(&self.model_replies).clear();
         lock(&self.requests).clear();
+        lock(&self.attempts).clear();
     }
 }
 
@@ -270,5 +281,20 @@ mod control {
     pub async fn reset(State(state): State<Arc<FakeState>>) -> StatusCode {
         state.reset();
         StatusCode::NO_CONTENT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FakeState;
+
+    #[test]
+    fn attempts_are_counted_per_message() {
+        let state = FakeState::default();
+        assert_eq!(state.count_attempt("a"), 1);
+        assert_eq!(state.count_attempt("a"), 2);
+        assert_eq!(state.count_attempt("b"), 1);
+        state.reset();
+        assert_eq!(state.count_attempt("a"), 1);
     }
 }

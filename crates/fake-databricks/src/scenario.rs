@@ -145,6 +145,7 @@ impl Scenario {
 /// | `reasoning=N` | first stream N reasoning words `r1 ... rN` |
 /// | `think=N` | first stream N words inside `<think>...</think>` in the text |
 /// | `status=S` | answer HTTP S with an error body (with `retry_after=R` as `Retry-After`) |
+/// | `status_times=N` | with `status`: only the first N requests carrying this exact message fail, later ones stream |
 /// | `fail_after=N` | after N tokens, send an error event |
 /// | `abort_after=N` | after N tokens, cut the connection |
 /// | `stall_after=N` + `stall_ms=D` | after N tokens, say nothing for D ms |
@@ -166,6 +167,8 @@ pub struct Directives {
     pub status: Option<u16>,
     /// `retry_after`.
     pub retry_after: Option<u64>,
+    /// `status_times`.
+    pub status_times: Option<u32>,
     /// `fail_after`.
     pub fail_after: Option<usize>,
     /// `abort_after`.
@@ -191,9 +194,10 @@ pub const MARKDOWN_SAMPLE: &str = "## Result\n\nHere is a list:\n\n- first item\
 pub const HTML_SAMPLE: &str = "Look: <script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\"> <a href=\"javascript:window.__pwned=3\">link</a> end.";
 
 impl Directives {
-    /// Finds `[[fake ...]]` in a message; `None` when there is none.
+    /// Finds `[[fake ...]]` in a message; `None` when there is none. The last one wins: a server merges
+    /// consecutive user messages (after an answer with no text) oldest first, and the newest is the one asked.
     pub fn parse(text: &str) -> Option<Self> {
-        let start = text.find("[[fake")?;
+        let start = text.rfind("[[fake")?;
         let rest = &text[start + "[[fake".len()..];
         let end = rest.find("]]")?;
         let mut directives = Directives::default();
@@ -207,6 +211,7 @@ impl Directives {
                 ("think", Some(n)) => directives.think = n as usize,
                 ("status", Some(n)) => directives.status = u16::try_from(n).ok(),
                 ("retry_after", Some(n)) => directives.retry_after = Some(n),
+                ("status_times", Some(n)) => directives.status_times = u32::try_from(n).ok(),
                 ("fail_after", Some(n)) => directives.fail_after = Some(n as usize),
                 ("abort_after", Some(n)) => directives.abort_after = Some(n as usize),
                 ("stall_after", Some(n)) => directives.stall_after = Some(n as usize),
@@ -342,6 +347,10 @@ mod tests {
         assert_eq!(directives.delay_ms, Some(20));
         assert_eq!(directives.fail_after, Some(3));
         assert_eq!(Directives::parse("no directives here"), None);
+        let merged = Directives::parse("[[fake tokens=40]]\n\n[[fake tokens=5]]").expect("found");
+        assert_eq!(merged.tokens, Some(5), "the newest message's directives win");
+        let transient = Directives::parse("[[fake status=429 retry_after=1 status_times=2]]").expect("found");
+        assert_eq!((transient.status, transient.retry_after, transient.status_times), (Some(429), Some(1), Some(2)));
     }
 
     #[test]

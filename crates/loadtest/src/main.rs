@@ -4,8 +4,10 @@
 #![allow(clippy::print_stdout, reason = "a benchmark CLI: its report goes to stdout")]
 
 mod api_latency;
+mod faults;
 mod report;
 mod server_process;
+mod soak;
 mod turns;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,12 @@ enum Command {
     StreamLatency(turns::StreamArgs),
     /// Completed short turns per second (20 tokens, no model delay, persistence on).
     ShortTurns(turns::ShortArgs),
+    /// The fault suite: faults injected one scenario at a time under concurrent turns, then the database and
+    /// the API checked against what the clients were told. Fails when an invariant is broken.
+    Faults(faults::Args),
+    /// Minutes of a steady closed loop of concurrent turns, sampled per minute (memory, descriptors,
+    /// connections, completed turns, latency), with a verdict on whether they stay flat.
+    Soak(soak::Args),
 }
 
 #[tokio::main]
@@ -35,5 +43,7 @@ async fn main() -> anyhow::Result<()> {
         Command::ApiLatency(args) => api_latency::run(args).await,
         Command::StreamLatency(args) => turns::stream_latency(args).await,
         Command::ShortTurns(args) => turns::short_turns(args).await,
+        Command::Faults(args) => faults::run(args).await,
+        Command::Soak(args) => soak::run(args).await,
     }
 }

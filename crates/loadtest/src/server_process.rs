@@ -1,6 +1,6 @@
 //! A fresh database and the server binary running on it.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -50,6 +50,27 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `binary` with the given extra environment and waits until it listens.
     pub fn start(binary: &str, database_url: &str, extra_env: &[(&str, String)]) -> anyhow::Result<Self> {
+        Self::start_logged(binary, database_url, extra_env, None)
+    }
+
+    /// Like [`ServerProcess::start`], also appending the server's log lines to `log_file` (to explain a failure
+    /// after the fact without flooding the report).
+    pub fn start_logged(
+        binary: &str,
+        database_url: &str,
+        extra_env: &[(&str, String)],
+        log_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let mut log = match log_file {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ),
+            None => None,
+        };
         let mut command = Command::new(binary);
         command
             .env("DATABASE_URL", database_url)
@@ -75,6 +96,9 @@ impl ServerProcess {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(log) = log.as_mut() {
+                    let _ = writeln!(log, "{line}");
+                }
                 if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
                     && let Some(address) = event["address"].as_str()
                 {
@@ -111,6 +135,31 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+impl ServerProcess {
+    /// Kills the process at once (SIGKILL), as a crash or an out-of-memory kill would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM (what Databricks Apps sends before stopping an app) and waits, at most `limit`, for the
+    /// process to exit. `None` when it was still running at the limit (it is then killed).
+    pub fn terminate(&mut self, limit: Duration) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        // The kill(1) command rather than libc: the workspace forbids unsafe code.
+        let sent = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM {} failed", self.child.id());
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        Ok(None)
+    }
 }
 
 impl Drop for ServerProcess {

@@ -215,6 +215,11 @@ pub struct CheckpointRow {
 ///
 /// One statement for many turns rather than one per turn: at a thousand streaming turns that is a handful of
 /// commits a second instead of a thousand.
+///
+/// A write the server gave up on (timed out, or its connection broke) may still have committed, unbeknown to it:
+/// the next write of that answer then starts at the same event, with more events. It replaces the shorter batch,
+/// and a late write of an older checkpoint never replaces newer text or a longer batch. Without this, one such
+/// write made every later write of the answer fail on the batch's primary key, its end included.
 pub async fn checkpoint_batch(db: impl PgExecutor<'_>, rows: &[CheckpointRow]) -> sqlx::Result<Vec<(Uuid, bool)>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.generation_id).collect();
     let parts: Vec<Option<String>> = rows.iter().map(|r| r.parts_json.clone()).collect();
@@ -232,9 +237,12 @@ pub async fn checkpoint_batch(db: impl PgExecutor<'_>, rows: &[CheckpointRow]) -
             select i.generation_id, i.first_seq, i.last_seq, i.events::jsonb
             from input i join chat.messages m on m.message_id = i.generation_id and m.status = 'streaming'
             where i.events is not null
+            on conflict (generation_id, first_seq) do update set last_seq = excluded.last_seq, events = excluded.events
+                where chat.generation_events.last_seq < excluded.last_seq
         )
         update chat.messages m
-        set parts = coalesce(i.parts::jsonb, m.parts), last_event_seq = greatest(m.last_event_seq, i.last_seq),
+        set parts = case when i.last_seq >= m.last_event_seq then coalesce(i.parts::jsonb, m.parts) else m.parts end,
+            last_event_seq = greatest(m.last_event_seq, i.last_seq),
             heartbeat_at = now()
         from input i
         where m.message_id = i.generation_id and m.status = 'streaming'
@@ -270,7 +278,8 @@ pub struct FinalWrite<'a> {
 }
 
 /// Writes the terminal status, the final content and the last events in one statement. Returns false if the
-/// answer was no longer streaming (finished by someone else, e.g. recovery).
+/// answer was no longer streaming (finished by someone else, e.g. recovery). Like [`checkpoint_batch`], it
+/// replaces a shorter batch that an abandoned checkpoint stored at the same first event.
 pub async fn finalize(db: impl PgExecutor<'_>, write: &FinalWrite<'_>) -> sqlx::Result<bool> {
     let usage = write.usage.unwrap_or_default();
     let last_seq = write.first_seq + write.events.len() as i64 - 1;
@@ -287,6 +296,8 @@ pub async fn finalize(db: impl PgExecutor<'_>, write: &FinalWrite<'_>) -> sqlx::
         ), batch as (
             insert into chat.generation_events (generation_id, first_seq, last_seq, events)
             select message_id, $7, $8, $9 from answer where $9::jsonb is not null
+            on conflict (generation_id, first_seq) do update set last_seq = excluded.last_seq, events = excluded.events
+                where chat.generation_events.last_seq < excluded.last_seq
         )
         select count(*) as "updated!" from answer
         "#,

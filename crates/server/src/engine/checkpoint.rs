@@ -17,6 +17,16 @@ use crate::db::generations::{self, CheckpointRow};
 const BATCH: usize = 100;
 /// Slices per interval.
 const SLICES: u32 = 10;
+/// The shortest attempt at a write while checkpoints are failing (one that could still succeed).
+const MIN_ATTEMPT: Duration = Duration::from_millis(200);
+
+/// Longest a checkpoint or final write may take before it counts as failed: half the failure limit, between 1 and
+/// 5 s. A database that stalls (a lock, a network that drops packets) must count as failing, or answers would
+/// live only in memory for as long as the stall lasts. The abandoned statement may still commit later, which the
+/// writes tolerate (see [`generations::checkpoint_batch`]).
+pub(super) fn write_timeout(failure_limit: Duration) -> Duration {
+    (failure_limit / 2).clamp(Duration::from_secs(1), Duration::from_secs(5))
+}
 
 /// Runs until the engine closes.
 ///
@@ -32,6 +42,8 @@ pub(super) async fn checkpoint_loop(inner: Arc<Inner>) {
     let mut ticks = tokio::time::interval_at(Instant::now() + slice, slice);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing_since: Option<Instant> = None;
+    let failure_limit = inner.config.checkpoint_failure_limit;
+    let write_limit = write_timeout(failure_limit);
     loop {
         tokio::select! {
             () = inner.closing.cancelled() => return,
@@ -42,34 +54,64 @@ pub(super) async fn checkpoint_loop(inner: Arc<Inner>) {
         let due: Vec<Arc<LiveTurn>> =
             turns.iter().filter(|t| t.saved.try_lock().is_ok_and(|s| s.at.elapsed() >= due_after)).cloned().collect();
         for batch in due.chunks(BATCH) {
+            // A failure counts from when the attempt began: a stalled write has been failing all along.
+            let attempt_started = Instant::now();
+            let budget = attempt_budget(failing_since, attempt_started, failure_limit, write_limit);
             if conn.is_none() {
-                conn = inner.db.connect_options().connect().await.ok();
+                let options = inner.db.connect_options();
+                conn = tokio::time::timeout(budget, options.connect()).await.ok().and_then(Result::ok);
             }
-            let Some(connection) = conn.as_mut() else {
-                all_ok = false;
-                break;
+            let written = match conn.as_mut() {
+                Some(connection) => match tokio::time::timeout(budget, checkpoint(&inner, connection, batch)).await {
+                    Ok(written) => written,
+                    Err(_) => {
+                        tracing::warn!(
+                            turns = batch.len(),
+                            timeout_ms = budget.as_millis() as u64,
+                            "checkpoint got no answer in time; counting it as failed"
+                        );
+                        false
+                    }
+                },
+                None => false,
             };
-            if !checkpoint(&inner, connection, batch).await {
+            if !written {
+                failing_since.get_or_insert(attempt_started);
                 all_ok = false;
-                // The connection may be broken; the next batch opens a fresh one.
+                // The connection may be broken, or still busy with the abandoned statement: the next attempt opens
+                // a fresh one. The other batches wait for the next slice rather than each waiting out a stall.
                 conn = None;
+                break;
             }
         }
         if all_ok {
             failing_since = None;
-        } else {
-            let since = *failing_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= inner.config.checkpoint_failure_limit {
-                tracing::error!(
-                    failing_secs = since.elapsed().as_secs(),
-                    "checkpoints keep failing; ending running turns so their text is not only in memory"
-                );
-                for turn in turns {
-                    turn.cancel(CancelReason::NotSaved);
-                }
+        } else if let Some(since) = failing_since
+            && since.elapsed() >= failure_limit
+        {
+            tracing::error!(
+                failing_secs = since.elapsed().as_secs(),
+                "checkpoints keep failing; ending running turns so their text is not only in memory"
+            );
+            for turn in turns {
+                turn.cancel(CancelReason::NotSaved);
             }
         }
     }
+}
+
+/// How long a checkpoint attempt starting at `now` may take: the write limit, but while checkpoints are failing
+/// never past the moment the failure limit is reached (the turns must end on time, not a whole stalled attempt
+/// later), and never less than [`MIN_ATTEMPT`].
+fn attempt_budget(
+    failing_since: Option<Instant>,
+    now: Instant,
+    failure_limit: Duration,
+    write_limit: Duration,
+) -> Duration {
+    failing_since.map_or(write_limit, |since| {
+        (since + failure_limit).saturating_duration_since(now).clamp(MIN_ATTEMPT, write_limit)
+    })
 }
 
 /// Stores one batch; returns whether the write succeeded.
@@ -137,5 +179,33 @@ async fn checkpoint(inner: &Inner, conn: &mut PgConnection, turns: &[Arc<LiveTur
             tracing::warn!(turns = rows.len(), error = %error, "checkpoint failed; retrying at the next interval");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::{MIN_ATTEMPT, attempt_budget, write_timeout};
+
+    #[test]
+    fn a_write_may_take_half_the_failure_limit_within_bounds() {
+        assert_eq!(write_timeout(Duration::from_secs(20)), Duration::from_secs(5));
+        assert_eq!(write_timeout(Duration::from_secs(3)), Duration::from_millis(1500));
+        assert_eq!(write_timeout(Duration::from_secs(1)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn while_failing_an_attempt_ends_when_the_failure_limit_is_reached() {
+        let (limit, write) = (Duration::from_secs(3), Duration::from_millis(1500));
+        let now = Instant::now();
+        assert_eq!(attempt_budget(None, now, limit, write), write, "healthy: the whole write limit");
+        let since = now.checked_sub(Duration::from_millis(2500)).unwrap_or(now);
+        let budget = attempt_budget(Some(since), now, limit, write);
+        assert!(budget <= Duration::from_millis(500) && budget >= MIN_ATTEMPT, "{budget:?}");
+        let long_ago = now.checked_sub(Duration::from_secs(10)).unwrap_or(now);
+        assert_eq!(attempt_budget(Some(long_ago), now, limit, write), MIN_ATTEMPT);
     }
 }

@@ -7,6 +7,7 @@ use futures::StreamExt;
 use shared::{MessageStatus, StreamMetadata, TurnState, UiChunk, Usage};
 use tokio::time::Instant;
 
+use super::checkpoint::write_timeout;
 use super::live::{CancelReason, LiveTurn};
 use super::log::PartKind;
 use super::{Inner, lock, title};
@@ -19,6 +20,8 @@ enum Outcome {
     Complete,
     Stopped,
     Failed(String),
+    /// Checkpoints kept failing for the whole failure limit.
+    NotSaved,
     Interrupted(String),
     /// Another process already stored this generation as interrupted.
     Abandoned,
@@ -40,7 +43,7 @@ pub(super) async fn run(inner: Arc<Inner>, turn: Arc<LiveTurn>, model: Arc<dyn C
             () = &mut cancelled => break match turn.cancel_reason() {
                 Some(CancelReason::Stopped) | None => Outcome::Stopped,
                 Some(CancelReason::ShuttingDown) => Outcome::Interrupted(SHUTTING_DOWN.to_owned()),
-                Some(CancelReason::NotSaved) => Outcome::Failed(NOT_SAVED.to_owned()),
+                Some(CancelReason::NotSaved) => Outcome::NotSaved,
                 Some(CancelReason::Abandoned) => Outcome::Abandoned,
             },
             event = stream.next() => match event {
@@ -65,6 +68,7 @@ pub(super) async fn run(inner: Arc<Inner>, turn: Arc<LiveTurn>, model: Arc<dyn C
         Outcome::Complete => (MessageStatus::Complete, None),
         Outcome::Stopped => (MessageStatus::Stopped, None),
         Outcome::Failed(message) => (MessageStatus::Error, Some(message.clone())),
+        Outcome::NotSaved => (MessageStatus::Error, Some(NOT_SAVED.to_owned())),
         Outcome::Interrupted(message) => (MessageStatus::Interrupted, Some(message.clone())),
         Outcome::Abandoned => (MessageStatus::Interrupted, Some(SHUTTING_DOWN.to_owned())),
     };
@@ -104,8 +108,13 @@ pub(super) async fn run(inner: Arc<Inner>, turn: Arc<LiveTurn>, model: Arc<dyn C
         first_seq: saved as i64 + 1,
         events: unsaved,
     };
-    let stored = matches!(outcome, Outcome::Abandoned)
-        || store_final(&inner, &write, inner.config.checkpoint_failure_limit).await;
+    // After failing checkpoints the database has had the whole limit already: one attempt, then the client is told
+    // and the write goes on in the background (retrying here made the client wait for the limit a second time).
+    let foreground_limit = match outcome {
+        Outcome::NotSaved => Duration::ZERO,
+        _ => inner.config.checkpoint_failure_limit,
+    };
+    let stored = matches!(outcome, Outcome::Abandoned) || store_final(&inner, &write, foreground_limit).await;
     turn.update(|log| log.finish_with(terminal));
     saved_guard.seq = turn.read(|log| log.len());
     drop(saved_guard);
@@ -135,7 +144,9 @@ struct OwnedFinalWrite {
 }
 
 /// Writes the terminal status and the events not yet stored, retrying while the database is unreachable, for
-/// at most `limit` (3 s while shutting down). Returns whether the end is stored (or was stored by someone else).
+/// at most `limit` (3 s while shutting down; one attempt for a zero limit). Each attempt may take at most the
+/// checkpoints' write timeout, so a stalled database fails it instead of holding the turn's end. Returns whether
+/// the end is stored (or was stored by someone else).
 async fn store_final(inner: &Inner, owned: &OwnedFinalWrite, limit: Duration) -> bool {
     let write = FinalWrite {
         generation_id: owned.generation_id,
@@ -148,8 +159,13 @@ async fn store_final(inner: &Inner, owned: &OwnedFinalWrite, limit: Duration) ->
     };
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
+    let attempt_limit = write_timeout(inner.config.checkpoint_failure_limit);
     loop {
-        match generations::finalize(&inner.db, &write).await {
+        let attempt = match tokio::time::timeout(attempt_limit, generations::finalize(&inner.db, &write)).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(_) => Err(format!("no answer from the database within {} ms", attempt_limit.as_millis())),
+        };
+        match attempt {
             Ok(true) => return true,
             Ok(false) => {
                 tracing::warn!(generation.id = %owned.generation_id, "generation was already finished elsewhere");

@@ -68,7 +68,18 @@ enum Begun {
 
 impl Engine {
     /// Stores the turn and starts answering it in the background.
+    ///
+    /// The work runs as a task of its own, so the request cannot cancel it halfway: a client that disconnects
+    /// drops the request's future, and a turn whose transaction had committed would otherwise be left
+    /// `streaming` with nothing running it (and its chat refusing new messages until the process restarts).
     pub async fn start_turn(&self, owner_id: &str, chat_id: Uuid, input: TurnInput) -> Result<StartedTurn, ApiError> {
+        let engine = self.clone();
+        let owner_id = owner_id.to_owned();
+        let starting = self.inner.tasks.spawn(async move { engine.store_and_run(&owner_id, chat_id, input).await });
+        starting.await.map_err(|error| ApiError::Internal(anyhow::Error::new(error).context("starting a turn")))?
+    }
+
+    async fn store_and_run(&self, owner_id: &str, chat_id: Uuid, input: TurnInput) -> Result<StartedTurn, ApiError> {
         let inner = &self.inner;
         if !inner.accepting.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);

@@ -3,8 +3,10 @@
 //! Run with `DATABASE_URL` pointing at a server where the user may create databases (see the README).
 
 mod chats;
+mod database_faults;
 mod databricks_auth;
 mod deploy;
+mod disconnects;
 mod edge_input;
 mod errors;
 mod health;
