@@ -69,7 +69,7 @@ test('with no configuration, the run command serves a chat that streams an answe
   await openApp(page);
   const picker = page.getByTestId('model-picker');
   await page.waitForFunction(() => document.querySelector('[data-testid="model-picker"] option') !== null);
-  assert.match(await picker.locator('option:checked').innerText(), /small local model/);
+  assert.match(await picker.locator('option:checked').innerText(), /small local model/i);
   await screenshot(page, 'local-model-empty');
 
   const sentAt = Date.now();

@@ -5,6 +5,7 @@
 
 mod api_latency;
 mod faults;
+mod local_model;
 mod report;
 mod server_process;
 mod soak;
@@ -35,6 +36,9 @@ enum Command {
     /// Minutes of a steady closed loop of concurrent turns, sampled per minute (memory, descriptors,
     /// connections, completed turns, latency), with a verdict on whether they stay flat.
     Soak(soak::Args),
+    /// The in-process local model through the server: time until ready, time to first words, tokens per
+    /// second and memory, with no model endpoint configured.
+    LocalModel(local_model::Args),
 }
 
 #[tokio::main]
@@ -45,5 +49,6 @@ async fn main() -> anyhow::Result<()> {
         Command::ShortTurns(args) => turns::short_turns(args).await,
         Command::Faults(args) => faults::run(args).await,
         Command::Soak(args) => soak::run(args).await,
+        Command::LocalModel(args) => local_model::run(args).await,
     }
 }

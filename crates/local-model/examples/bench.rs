@@ -1,7 +1,7 @@
 //! Speed and memory of the local model on this machine: load time (after the one-time preparation), prompt
 //! reading, time to first token, tokens per second, peak memory.
 //!
-//! `cargo run --release -p local-model --example bench [-- --tokens 200 --runs 3]` (the release profile is the
+//! `cargo run --release -p local-model --example bench [-- --tokens 200 --runs 3 --temperature-permille 200]` (the release profile is the
 //! build `scripts/run.sh` serves with). The weights are taken from the cache directory, downloaded and prepared
 //! first if needed (that first preparation is reported separately).
 
@@ -43,6 +43,10 @@ fn memory() -> (f64, f64) {
 async fn main() -> anyhow::Result<()> {
     let tokens = arg("--tokens", 200);
     let runs = arg("--runs", 3);
+    // Per mille, so that the integer argument parser serves: --temperature-permille 0 for greedy decoding.
+    let temperature = std::env::args()
+        .any(|a| a == "--temperature-permille")
+        .then(|| arg("--temperature-permille", 200) as f64 / 1000.0);
     let source: PathBuf = std::env::var_os("LOCAL_MODEL_PATH")
         .map(PathBuf::from)
         .unwrap_or_else(|| local_model::fetch::default_cache_dir().join(SMOLLM2_135M.file_name));
@@ -78,7 +82,12 @@ async fn main() -> anyhow::Result<()> {
         let question = PROMPTS[run % PROMPTS.len()];
         let prompt = model.prompt(&[ChatMessage::new(ChatRole::User, question)], 2048)?;
         // The output limit, not the model's end of turn, ends each run, so every run measures the same length.
-        let settings = GenerationSettings { max_tokens: tokens, seed: run as u64, ..GenerationSettings::default() };
+        let settings = GenerationSettings {
+            max_tokens: tokens,
+            seed: run as u64,
+            temperature: temperature.unwrap_or(GenerationSettings::default().temperature),
+            ..GenerationSettings::default()
+        };
         let mut first_text_ms = None;
         let began = Instant::now();
         let stats = model.generate(&prompt, &settings, &AtomicBool::new(false), |_| {
@@ -98,6 +107,37 @@ async fn main() -> anyhow::Result<()> {
             stats.finish.as_str()
         );
     }
+    // A conversation's third turn, read from scratch and continued from the previous turn's session.
+    let mut conversation = Vec::new();
+    let mut session = None;
+    for question in ["Give me three tips for learning Rust.", "Explain the second tip in more detail."] {
+        conversation.push(ChatMessage::new(ChatRole::User, question));
+        let prompt = model.prompt(&conversation, 2048)?;
+        let settings = GenerationSettings { max_tokens: 150, seed: 1, ..GenerationSettings::default() };
+        let mut answer = String::new();
+        let (_, kept) = model.continue_session(session.take(), &prompt, &settings, &AtomicBool::new(false), |t| {
+            answer.push_str(t);
+            true
+        })?;
+        session = Some(kept);
+        conversation.push(ChatMessage::new(ChatRole::Assistant, answer));
+    }
+    conversation.push(ChatMessage::new(ChatRole::User, "Thanks! Summarise all of that in one sentence."));
+    let prompt = model.prompt(&conversation, 2048)?;
+    let settings = GenerationSettings { max_tokens: 1, ..GenerationSettings::default() };
+    println!();
+    println!("| third turn of a conversation | prompt tokens | read again | first token ms |");
+    println!("|---|---|---|---|");
+    for (label, from) in [("from scratch", None), ("continued from the last turn", session)] {
+        let stats = model.continue_session(from, &prompt, &settings, &AtomicBool::new(false), |_| true)?.0;
+        println!(
+            "| {label} | {} | {} | {:.0} |",
+            stats.prompt_tokens,
+            stats.prompt_tokens - stats.reused_tokens,
+            stats.prompt_time.as_secs_f64() * 1000.0
+        );
+    }
+
     let (peak, rss) = memory();
     rates.sort_by(f64::total_cmp);
     println!();

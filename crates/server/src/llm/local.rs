@@ -11,6 +11,8 @@
 //!   told their place (`data-status` `queued`), up to `LOCAL_MODEL_QUEUE`; beyond that the model is busy (429,
 //!   which the engine retries with backoff before the first token).
 //! - **Stopping.** Dropping the stream (stop, shutdown) sets a flag the generation loop checks between steps.
+//! - **Continuing.** The attention caches of the last answers are kept (one per slot, about 46 KB per token),
+//!   so a chat's next turn reads only its new tokens instead of the whole conversation again.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use local_model::prepare::Plan;
-use local_model::{ChatMessage, ChatRole, GenerationSettings, LoadedModel, ModelSpec};
+use local_model::{ChatMessage, ChatRole, GenerationSettings, LoadedModel, ModelSpec, Session};
 use shared::Usage;
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -77,6 +79,7 @@ pub struct LocalModel {
     status: watch::Receiver<LocalStatus>,
     slots: Arc<Semaphore>,
     line: Arc<WaitingLine>,
+    sessions: Arc<Sessions>,
 }
 
 impl LocalModel {
@@ -88,6 +91,7 @@ impl LocalModel {
             spec,
             slots: Arc::new(Semaphore::new(settings.concurrency)),
             line: Arc::new(WaitingLine::default()),
+            sessions: Arc::new(Sessions::new(settings.concurrency)),
             settings,
             status,
         });
@@ -194,6 +198,7 @@ impl ChatModel for LocalModel {
         let line = self.line.clone();
         let queue_limit = self.settings.queue_limit;
         let context = self.settings.context;
+        let sessions = self.sessions.clone();
         Box::pin(async_stream::stream! {
             // 1. The model must be ready.
             let mut reported = None;
@@ -257,7 +262,7 @@ impl ChatModel for LocalModel {
             let line_for_release = line.clone();
             tokio::task::spawn_blocking(move || {
                 let _slot = SlotRelease { permit: Some(permit), line: line_for_release };
-                generate(&loaded, &messages, prompt_budget, &settings, &cancel, &tx);
+                generate(&loaded, &sessions, &messages, prompt_budget, &settings, &cancel, &tx);
             });
             while let Some(event) = rx.recv().await {
                 let failed = event.is_err();
@@ -294,6 +299,7 @@ fn generation_settings(context: usize, request: &ModelRequest, loaded: &LoadedMo
 /// Runs one generation, sending text, usage and the finish reason (or an error) to `tx`.
 fn generate(
     loaded: &LoadedModel,
+    sessions: &Sessions,
     messages: &[ChatMessage],
     prompt_budget: usize,
     settings: &GenerationSettings,
@@ -307,12 +313,16 @@ fn generate(
             return;
         }
     };
-    let result = loaded
-        .generate(&prompt, settings, cancel, |text| tx.blocking_send(Ok(ModelEvent::Text(text.to_owned()))).is_ok());
+    let session = sessions.take_continued_by(&prompt);
+    let result = loaded.continue_session(session, &prompt, settings, cancel, |text| {
+        tx.blocking_send(Ok(ModelEvent::Text(text.to_owned()))).is_ok()
+    });
     match result {
-        Ok(stats) => {
+        Ok((stats, session)) => {
+            sessions.keep(session);
             tracing::debug!(
                 prompt_tokens = stats.prompt_tokens,
+                reused_tokens = stats.reused_tokens,
                 completion_tokens = stats.completion_tokens,
                 prompt_ms = stats.prompt_time.as_millis() as u64,
                 tokens_per_second = format!("{:.1}", stats.tokens_per_second()),
@@ -366,6 +376,39 @@ impl Drop for SlotRelease {
         // Release first, then wake: a waiter woken before the release would find no slot and sleep on.
         drop(self.permit.take());
         self.line.changed();
+    }
+}
+
+/// The attention caches of the latest generations, newest last.
+struct Sessions {
+    kept: Mutex<VecDeque<Session>>,
+    capacity: usize,
+}
+
+impl Sessions {
+    fn new(capacity: usize) -> Self {
+        Self { kept: Mutex::new(VecDeque::new()), capacity }
+    }
+
+    /// Takes the session that `prompt` continues furthest, if any.
+    fn take_continued_by(&self, prompt: &[u32]) -> Option<Session> {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let best = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, session)| session.continues(prompt))
+            .max_by_key(|(_, session)| session.ids().len())
+            .map(|(index, _)| index)?;
+        kept.remove(best)
+    }
+
+    /// Keeps a session, dropping the oldest beyond capacity.
+    fn keep(&self, session: Session) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.push_back(session);
+        while kept.len() > self.capacity {
+            kept.pop_front();
+        }
     }
 }
 
