@@ -14,6 +14,7 @@ pub mod sse;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use tower_http::compression::CompressionLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -31,8 +32,12 @@ pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(chats::get_chat, chats::update_chat, chats::delete_chat))
         .routes(routes!(messages::list_messages))
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.config.http.request_timeout, request_timeout));
-    // Streaming routes: no request timeout (turns outlive it), a larger body (AI SDK sends the conversation).
+        .layer(axum::middleware::from_fn_with_state(state.config.http.request_timeout, request_timeout))
+        .layer(CompressionLayer::new());
+    // Streaming routes: no request timeout (turns outlive it), a larger body (AI SDK sends the conversation), and
+    // no compression layer. Event streams are never compressed (a proxy would hold compressed bytes back), yet the
+    // layer wraps every body it sees in a body with room for each encoder's state: 5.8 KiB held for as long as a
+    // stream lasts, most of a turn's memory after the connection's own buffers. JSON routes above keep it.
     let stream_routes = OpenApiRouter::new()
         .routes(routes!(chat::post_chat))
         .routes(routes!(chat::resume_chat))
@@ -42,10 +47,11 @@ pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(generations::get_generation))
         .routes(routes!(models::list_models))
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.config.http.request_timeout, request_timeout));
+        .layer(axum::middleware::from_fn_with_state(state.config.http.request_timeout, request_timeout))
+        .layer(CompressionLayer::new());
     let (router, document) = json_routes.merge(stream_routes).merge(control_routes).split_for_parts();
     let router = router
-        .route("/api/openapi.json", axum::routing::get(openapi::serve_document))
+        .route("/api/openapi.json", axum::routing::get(openapi::serve_document).layer(CompressionLayer::new()))
         .route("/api", axum::routing::any(not_found))
         .route("/api/{*rest}", axum::routing::any(not_found))
         .method_not_allowed_fallback(method_not_allowed);

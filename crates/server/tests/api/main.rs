@@ -3,6 +3,7 @@
 //! Run with `DATABASE_URL` pointing at a server where the user may create databases (see the README).
 
 mod chats;
+mod compression;
 mod database_faults;
 mod databricks_auth;
 mod deploy;
