@@ -70,6 +70,16 @@ test('with no configuration, the run command serves a chat that streams an answe
   const picker = page.getByTestId('model-picker');
   await page.waitForFunction(() => document.querySelector('[data-testid="model-picker"] option') !== null);
   assert.match(await picker.locator('option:checked').innerText(), /small local model/i);
+  // The whole label is visible on a desktop screen, and the full name is the picker's tooltip.
+  const label = await picker.evaluate((select) => {
+    const shown = select.getBoundingClientRect().width;
+    select.style.maxWidth = 'none';
+    const natural = select.getBoundingClientRect().width;
+    select.style.maxWidth = '';
+    return { text: select.options[select.selectedIndex].text, title: select.title, shown, natural };
+  });
+  assert.equal(label.title, label.text);
+  assert.ok(label.natural <= label.shown + 0.5, `the picker shows its whole label: ${JSON.stringify(label)}`);
   await screenshot(page, 'local-model-empty');
 
   const sentAt = Date.now();

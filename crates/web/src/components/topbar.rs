@@ -35,6 +35,16 @@ pub fn TopBar() -> impl IntoView {
                 <select
                     data-testid="model-picker"
                     aria-label="Model"
+                    // The full name on hover: a long endpoint name is cut to the picker's width.
+                    title=move || {
+                        let selected = ctx.model.get();
+                        ctx.models.with(|list| {
+                            list.as_ref()
+                                .and_then(|list| list.models.iter().find(|m| selected.as_deref() == Some(m.id.as_str())))
+                                .map(|m| m.display_name.clone())
+                                .unwrap_or_default()
+                        })
+                    }
                     prop:value=move || ctx.model.get().unwrap_or_default()
                     on:change=move |ev| ctx.model.set(Some(event_target_value(&ev)))
                     disabled=move || ctx.models.with(|m| m.as_ref().is_none_or(|m| m.models.is_empty()))
