@@ -7,17 +7,13 @@ use anyhow::ensure;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::report::Latencies;
-use crate::server_process::{BenchDatabase, ServerProcess};
+use crate::server_process::{BenchDatabase, ServerProcess, Target};
 
 /// Options of `api-latency`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Database the benchmark may create its own database from.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")]
-    admin_url: String,
-    /// Server binary to run.
-    #[arg(long, default_value = "target/release/server")]
-    server_bin: String,
+    #[command(flatten)]
+    target: Target,
     /// Requests per measured route.
     #[arg(long, default_value_t = 5000)]
     requests: usize,
@@ -33,14 +29,14 @@ const USER: &str = "bench@example.com";
 
 /// Runs the benchmark and prints a markdown table.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let database = BenchDatabase::create(&args.admin_url).await?;
+    let database = BenchDatabase::create(&args.target.admin_url).await?;
     let result = measure(&args, &database).await;
     database.drop_database().await?;
     result
 }
 
 async fn measure(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
-    let server = ServerProcess::start(&args.server_bin, &database.url, &[])?;
+    let server = ServerProcess::start(&args.target.server_bin, &database.url, &[])?;
     let pool = PgPoolOptions::new().max_connections(2).connect(&database.url).await?;
     let chat_id = seed(&pool, args).await?;
     let client = reqwest::Client::new();

@@ -12,7 +12,7 @@ use serde_json::json;
 use shared::{ModelList, UiChunk};
 use uuid::Uuid;
 
-use crate::server_process::{BenchDatabase, ServerProcess, rss_kib};
+use crate::server_process::{BenchDatabase, ServerProcess, Target, rss_kib};
 
 const USER: &str = "bench@example.com";
 const QUESTIONS: [&str; 3] = [
@@ -24,12 +24,8 @@ const QUESTIONS: [&str; 3] = [
 /// Options of `local-model`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Database the benchmark may create its own database from.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")]
-    admin_url: String,
-    /// Server binary to run (the run command's build).
-    #[arg(long, default_value = "target/release/server")]
-    server_bin: String,
+    #[command(flatten)]
+    target: Target,
     /// Turns, each in a new chat.
     #[arg(long, default_value_t = 6)]
     turns: usize,
@@ -44,9 +40,9 @@ struct Timing {
 
 /// Runs the benchmark and prints its tables.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let database = BenchDatabase::create(&args.admin_url).await?;
+    let database = BenchDatabase::create(&args.target.admin_url).await?;
     let started = Instant::now();
-    let server = ServerProcess::start(&args.server_bin, &database.url, &[("LOCAL_MODEL", "auto".to_owned())])?;
+    let server = ServerProcess::start(&args.target.server_bin, &database.url, &[("LOCAL_MODEL", "auto".to_owned())])?;
     let http = reqwest::Client::new();
     let ready = wait_until_ready(&http, &server.base_url).await?;
     let ready_at = started.elapsed();

@@ -7,6 +7,17 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use sqlx::{Connection, PgConnection};
 
+/// Where a benchmark gets its databases and its server: the options every subcommand shares.
+#[derive(clap::Args, Clone)]
+pub struct Target {
+    /// Database the benchmark may create its own databases from.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")]
+    pub admin_url: String,
+    /// Server binary to run (`cargo build --release -p server` builds the default).
+    #[arg(long, default_value = "target/release/server")]
+    pub server_bin: String,
+}
+
 /// A database created for one benchmark run and dropped afterwards.
 pub struct BenchDatabase {
     /// Admin URL (a database the benchmark may create databases from).

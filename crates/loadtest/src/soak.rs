@@ -15,17 +15,13 @@ use shared::{MessageStatus, UiChunk};
 use sqlx::postgres::PgPoolOptions;
 
 use crate::report::Latencies;
-use crate::server_process::{BenchDatabase, ServerProcess, cpu_seconds, rss_kib};
+use crate::server_process::{BenchDatabase, ServerProcess, Target, cpu_seconds, rss_kib};
 
 /// Options of `soak`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Database the benchmark may create its own database from.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")]
-    admin_url: String,
-    /// Server binary to run.
-    #[arg(long, default_value = "target/release/server")]
-    server_bin: String,
+    #[command(flatten)]
+    target: Target,
     /// Server pool size.
     #[arg(long, default_value_t = 32)]
     db_connections: u32,
@@ -82,7 +78,7 @@ struct Minute {
 /// Runs the soak and prints the table and the verdict.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let fake = FakeWorkspace::start_with(FakeConfig { token_delay: Duration::ZERO, record_requests: false }).await;
-    let database = BenchDatabase::create(&args.admin_url).await?;
+    let database = BenchDatabase::create(&args.target.admin_url).await?;
     let env = [
         ("LLM_BASE_URL", fake.serving_base_url()),
         ("DATABRICKS_SERVING_ENDPOINT", "soak-model".to_owned()),
@@ -92,7 +88,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // Finished event logs are deleted after a minute, so the purge runs (every 5 minutes) within the soak.
         ("STREAM_RETENTION_SECS", "60".to_owned()),
     ];
-    let server = ServerProcess::start(&args.server_bin, &database.url, &env)?;
+    let server = ServerProcess::start(&args.target.server_bin, &database.url, &env)?;
     let result = soak(&args, &server, &database).await;
     drop(server);
     database.drop_database().await?;

@@ -14,19 +14,15 @@ use shared::UiChunk;
 use tokio::sync::Mutex;
 
 use crate::report::Latencies;
-use crate::server_process::{BenchDatabase, ServerProcess, cpu_seconds, postgres_cpu_seconds};
+use crate::server_process::{BenchDatabase, ServerProcess, Target, cpu_seconds, postgres_cpu_seconds};
 
 const USER: &str = "bench@example.com";
 
 /// Options shared by the turn benchmarks.
 #[derive(clap::Args, Clone)]
 pub struct Common {
-    /// Database the benchmark may create its own database from.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")]
-    admin_url: String,
-    /// Server binary to run.
-    #[arg(long, default_value = "target/release/server")]
-    server_bin: String,
+    #[command(flatten)]
+    target: Target,
     /// Server pool size.
     #[arg(long, default_value_t = 32)]
     db_connections: u32,
@@ -82,7 +78,7 @@ struct Bench {
 impl Bench {
     async fn start(common: &Common) -> anyhow::Result<Self> {
         let fake = FakeWorkspace::start_with(FakeConfig { token_delay: Duration::ZERO, record_requests: false }).await;
-        let database = BenchDatabase::create(&common.admin_url).await?;
+        let database = BenchDatabase::create(&common.target.admin_url).await?;
         let env = [
             ("LLM_BASE_URL", fake.serving_base_url()),
             ("DATABRICKS_SERVING_ENDPOINT", "bench-model".to_owned()),
@@ -90,7 +86,7 @@ impl Bench {
             ("DATABASE_MAX_CONNECTIONS", common.db_connections.to_string()),
             ("LLM_HTTP2_PRIOR_KNOWLEDGE", (!common.upstream_http1).to_string()),
         ];
-        let server = ServerProcess::start(&common.server_bin, &database.url, &env)?;
+        let server = ServerProcess::start(&common.target.server_bin, &database.url, &env)?;
         let client = reqwest::Client::builder().pool_max_idle_per_host(4096).build()?;
         Ok(Self { _fake: fake, server, database: Some(database), client })
     }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use fake_databricks::{FakeConfig, FakeWorkspace};
 
 use self::client::{ChatClient, TurnPlan, TurnRecord};
+use crate::server_process::Target;
 
 /// Options of `faults`.
 #[derive(clap::Args)]
@@ -32,12 +33,9 @@ pub struct Args {
     /// Seed of every random choice (printed by each run, to repeat it).
     #[arg(long)]
     seed: Option<u64>,
-    /// Database the suite may create its own databases from (PostgreSQL restarts use a private cluster).
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")]
-    admin_url: String,
-    /// Server binary to run.
-    #[arg(long, default_value = "target/release/server")]
-    server_bin: String,
+    /// Databases come from `--admin-url`; the PostgreSQL restarts use a private cluster instead.
+    #[command(flatten)]
+    target: Target,
     /// Keep the database of a scenario that found violations (its name is printed).
     #[arg(long)]
     keep_failed: bool,
@@ -177,8 +175,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             profile: profile.clone(),
             seed: seed.wrapping_add(index as u64 * 1_000_003),
             fake: fake.clone(),
-            admin_url: args.admin_url.clone(),
-            server_bin: args.server_bin.clone(),
+            admin_url: args.target.admin_url.clone(),
+            server_bin: args.target.server_bin.clone(),
             log_dir: log_dir.clone(),
         };
         eprintln!("scenario {} ...", scenario.name);

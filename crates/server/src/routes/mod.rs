@@ -24,6 +24,7 @@ use crate::startup::AppState;
 
 /// All `/api` routes with their OpenAPI description.
 pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    // Everything but the streams: a request timeout, the default body size, and compression.
     let json_routes = OpenApiRouter::with_openapi(openapi::base_document())
         .routes(routes!(health::health))
         .routes(routes!(me::me))
@@ -31,27 +32,23 @@ pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(chats::list_chats, chats::create_chat))
         .routes(routes!(chats::get_chat, chats::update_chat, chats::delete_chat))
         .routes(routes!(messages::list_messages))
+        .routes(routes!(chat::stop_chat))
+        .routes(routes!(generations::get_generation))
+        .routes(routes!(models::list_models))
+        .route("/api/openapi.json", axum::routing::get(openapi::serve_document))
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.config.http.request_timeout, request_timeout))
         .layer(CompressionLayer::new());
     // Streaming routes: no request timeout (turns outlive it), a larger body (AI SDK sends the conversation), and
     // no compression layer. Event streams are never compressed (a proxy would hold compressed bytes back), yet the
     // layer wraps every body it sees in a body with room for each encoder's state: 5.8 KiB held for as long as a
-    // stream lasts, most of a turn's memory after the connection's own buffers. JSON routes above keep it.
+    // stream lasts, most of a turn's memory after the connection's own buffers.
     let stream_routes = OpenApiRouter::new()
         .routes(routes!(chat::post_chat))
         .routes(routes!(chat::resume_chat))
         .layer(DefaultBodyLimit::max(state.config.http.max_chat_body_bytes));
-    let control_routes = OpenApiRouter::new()
-        .routes(routes!(chat::stop_chat))
-        .routes(routes!(generations::get_generation))
-        .routes(routes!(models::list_models))
-        .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.config.http.request_timeout, request_timeout))
-        .layer(CompressionLayer::new());
-    let (router, document) = json_routes.merge(stream_routes).merge(control_routes).split_for_parts();
+    let (router, document) = json_routes.merge(stream_routes).split_for_parts();
     let router = router
-        .route("/api/openapi.json", axum::routing::get(openapi::serve_document).layer(CompressionLayer::new()))
         .route("/api", axum::routing::any(not_found))
         .route("/api/{*rest}", axum::routing::any(not_found))
         .method_not_allowed_fallback(method_not_allowed);
