@@ -330,25 +330,24 @@ impl FakeWorkspaceState {
         }
     }
 
+    /// Issues a credential: the hook runs first (e.g. sets it as the role's password), and only then is the
+    /// credential recorded and returned, so whoever sees it in [`Self::minted_credentials`] sees it in force.
     async fn mint(&self, target: CredentialTarget, caller: String) -> MintedCredential {
-        let credential = self.record_mint(target, caller);
-        let hook = self.lock().mint_hook.clone();
+        let (credential, hook) = {
+            let inner = self.lock();
+            let lifetime = chrono::Duration::from_std(inner.credential_lifetime).unwrap_or(chrono::Duration::hours(1));
+            let credential = MintedCredential {
+                target,
+                token: format!("fake-pg-{}", uuid::Uuid::new_v4().simple()),
+                expire_time: Utc::now() + lifetime,
+                caller,
+            };
+            (credential, inner.mint_hook.clone())
+        };
         if let Some(hook) = hook {
             hook(credential.clone()).await;
         }
-        credential
-    }
-
-    fn record_mint(&self, target: CredentialTarget, caller: String) -> MintedCredential {
-        let mut inner = self.lock();
-        let lifetime = chrono::Duration::from_std(inner.credential_lifetime).unwrap_or(chrono::Duration::hours(1));
-        let credential = MintedCredential {
-            target,
-            token: format!("fake-pg-{}", uuid::Uuid::new_v4().simple()),
-            expire_time: Utc::now() + lifetime,
-            caller,
-        };
-        inner.minted.push(credential.clone());
+        self.lock().minted.push(credential.clone());
         credential
     }
 }
@@ -559,4 +558,37 @@ async fn database_credentials(
     }
     let credential = state.mint(CredentialTarget::Provisioned { instance_names, request_id }, identity.user_name).await;
     Ok(credential_response(&credential, "expiration_time"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_credential_is_listed_only_once_its_hook_has_run() {
+        let state = FakeWorkspaceState::new();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(Some((started_tx, release_rx))));
+        state.on_mint(Arc::new(move |_credential| {
+            let gate = gate.lock().expect("gate").take();
+            Box::pin(async move {
+                if let Some((started, release)) = gate {
+                    let _ = started.send(());
+                    let _ = release.await;
+                }
+            })
+        }));
+
+        let minting = tokio::spawn({
+            let state = state.clone();
+            async move { state.mint(CredentialTarget::Autoscaling { endpoint: "e".into() }, "me".into()).await }
+        });
+        started_rx.await.expect("the hook runs");
+        assert!(state.minted_credentials().is_empty(), "listed while its hook (e.g. the password change) runs");
+        release_tx.send(()).expect("release the hook");
+        let credential = minting.await.expect("mint");
+
+        assert_eq!(state.minted_credentials().iter().map(|c| &c.token).collect::<Vec<_>>(), [&credential.token]);
+    }
 }
