@@ -13,7 +13,8 @@ const USER = 'sdk-user@example.com';
 let stack;
 
 before(async () => {
-  stack = await startStack();
+  // Titles on, as by default: a new chat's title comes from the same model while the answer streams.
+  stack = await startStack({ env: { TITLE_GENERATION: 'true' } });
 });
 
 after(async () => {
@@ -76,6 +77,39 @@ for (const [name, sdk] of Object.entries({ 'ai@5.0.60 (strict)': v5, 'ai@6.0.100
     const again = await send(sdk, transport, chatId, [first, answer, second], 'regenerate-message');
     assert.equal(textOf(again), 'You said: Second question');
     assert.notEqual(again.id, next.id);
+  });
+
+  test(`a title arriving mid-answer leaves the assembled answer whole, live and stored (${name})`, async () => {
+    const headers = { 'x-forwarded-email': USER };
+    const transport = new sdk.DefaultChatTransport({ api: `${stack.url}/api/chat`, headers });
+    const chatId = randomUUID();
+    const stream = await transport.sendMessages({
+      chatId,
+      messages: [userMessage('Count [[fake tokens=80 delay_ms=10]]')],
+      trigger: 'submit-message',
+      messageId: undefined,
+      abortSignal: new AbortController().signal,
+    });
+    // Tee the chunks: one copy is assembled as useChat does, the other shows where the title came.
+    const [forMessage, forChunks] = stream.tee();
+    const chunks = [];
+    const collecting = (async () => {
+      for await (const chunk of forChunks) chunks.push(chunk);
+    })();
+    let last;
+    for await (const message of sdk.readUIMessageStream({ stream: forMessage })) last = message;
+    await collecting;
+
+    const titleAt = chunks.findLastIndex((c) => c.type === 'data-chat');
+    assert.ok(chunks.slice(0, titleAt).some((c) => c.type === 'text-delta'), 'text came before the title');
+    assert.ok(chunks.slice(titleAt).some((c) => c.type === 'text-delta'), 'and after it');
+    assert.equal(textOf(last), numberedText(80));
+
+    // The stored answer is the same text (the resume test covers a title arriving after a reconnect).
+    const history = await (await fetch(`${stack.url}/api/chats/${chatId}/messages`, { headers })).json();
+    assert.equal(textOf(history.messages[1]), numberedText(80));
+    const chat = await (await fetch(`${stack.url}/api/chats/${chatId}`, { headers })).json();
+    assert.match(chat.title, /^w1 w2/, 'the model wrote the title');
   });
 
   test(`DefaultChatTransport surfaces a model error as a stream error (${name})`, async () => {

@@ -50,6 +50,10 @@ pub async fn chat_completions(
         }
         directives.scenario(&user_text, state.token_delay())
     });
+    let scenario = match request["max_tokens"].as_u64() {
+        Some(max_tokens) => scenario.limited_to(max_tokens as usize),
+        None => scenario,
+    };
     if scenario.status != 200 {
         let mut response = (
             StatusCode::from_u16(scenario.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -133,6 +133,37 @@ impl Scenario {
         self.step_delay_ms = delay.as_millis() as u64;
         self
     }
+
+    /// The answer a request with `max_tokens` gets, as real endpoints give it: the first `max_tokens` output tokens
+    /// (text and reasoning steps count one each), then `finish_reason: "length"`, the usage and `[DONE]`. Whatever
+    /// the scenario would have done later (a failure, a cut, a stall) never happens. A chat title is asked with a
+    /// small `max_tokens`, so a title of a long scripted answer arrives while that answer is still streaming.
+    pub fn limited_to(mut self, max_tokens: usize) -> Self {
+        let is_output = |step: &Step| {
+            matches!(
+                step,
+                Step::Text { .. }
+                    | Step::Stamp
+                    | Step::TextParts { .. }
+                    | Step::Reasoning { .. }
+                    | Step::ReasoningContent { .. }
+            )
+        };
+        let mut produced = 0;
+        let Some(cut) = self.steps.iter().position(|step| {
+            if is_output(step) {
+                produced += 1;
+            }
+            produced > max_tokens
+        }) else {
+            return self;
+        };
+        self.steps.truncate(cut);
+        self.steps.push(Step::Finish { reason: "length".into() });
+        self.steps.push(Step::Usage { prompt_tokens: 10, completion_tokens: max_tokens as u64 });
+        self.steps.push(Step::Done);
+        self
+    }
 }
 
 /// Directives in a user message: `[[fake key=value ...]]`. They let browser tests and benchmarks script the fake
@@ -351,6 +382,19 @@ mod tests {
         assert_eq!(merged.tokens, Some(5), "the newest message's directives win");
         let transient = Directives::parse("[[fake status=429 retry_after=1 status_times=2]]").expect("found");
         assert_eq!((transient.status, transient.retry_after, transient.status_times), (Some(429), Some(1), Some(2)));
+    }
+
+    #[test]
+    fn max_tokens_cuts_the_answer_with_finish_reason_length() {
+        let scenario =
+            Directives::parse("[[fake tokens=10 fail_after=8]]").expect("found").scenario("", Duration::ZERO);
+        let limited = scenario.clone().limited_to(3);
+        let texts: Vec<&Step> = limited.steps.iter().filter(|s| matches!(s, Step::Text { .. })).collect();
+        assert_eq!(texts.len(), 3);
+        assert!(!limited.steps.iter().any(|s| matches!(s, Step::Error { .. })), "the failure after 8 never comes");
+        assert!(limited.steps.contains(&Step::Finish { reason: "length".into() }));
+        assert_eq!(limited.steps.last(), Some(&Step::Done));
+        assert_eq!(scenario.clone().limited_to(50), scenario, "a longer limit changes nothing");
     }
 
     #[test]

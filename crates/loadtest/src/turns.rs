@@ -30,6 +30,10 @@ pub struct Common {
     /// connection (what a Databricks endpoint negotiates over TLS).
     #[arg(long)]
     upstream_http1: bool,
+    /// Let the server title each new chat with the same model (the app's default): the title arrives while the
+    /// answer streams, and the report counts any token a client received twice.
+    #[arg(long)]
+    titles: bool,
 }
 
 /// Options of `stream-latency`.
@@ -82,7 +86,7 @@ impl Bench {
         let env = [
             ("LLM_BASE_URL", fake.serving_base_url()),
             ("DATABRICKS_SERVING_ENDPOINT", "bench-model".to_owned()),
-            ("TITLE_GENERATION", "false".to_owned()),
+            ("TITLE_GENERATION", common.titles.to_string()),
             ("DATABASE_MAX_CONNECTIONS", common.db_connections.to_string()),
             ("LLM_HTTP2_PRIOR_KNOWLEDGE", (!common.upstream_http1).to_string()),
         ];
@@ -110,7 +114,14 @@ struct TurnObservation {
     /// Per token: arrival time (µs of the shared clock).
     arrivals: Vec<u64>,
     tokens: usize,
+    /// Tokens received again (a stamp or numbered word not after the previous one).
+    duplicated: usize,
     completed: bool,
+}
+
+/// The order of a token of the fake's answer: its stamp (microseconds, increasing) or the N of `wN`.
+fn token_order(word: &str) -> Option<u64> {
+    word.parse::<u64>().ok().or_else(|| word.strip_prefix('w')?.parse().ok())
 }
 
 /// Sends one turn and reads it to the end.
@@ -126,6 +137,7 @@ async fn run_turn(client: &reqwest::Client, base_url: &str, message: &str) -> an
     ensure!(response.status().is_success(), "POST /api/chat answered {}", response.status());
     let mut events = response.bytes_stream().eventsource();
     let mut observation = TurnObservation::default();
+    let mut last_order: Option<u64> = None;
     while let Some(event) = events.next().await {
         let event = event.context("reading the stream")?;
         if event.data == "[DONE]" {
@@ -136,6 +148,12 @@ async fn run_turn(client: &reqwest::Client, base_url: &str, message: &str) -> an
                 let now = clock::micros();
                 observation.ttft.get_or_insert_with(|| started.elapsed());
                 observation.tokens += 1;
+                for order in delta.split_whitespace().filter_map(token_order) {
+                    if last_order.is_some_and(|last| order <= last) {
+                        observation.duplicated += 1;
+                    }
+                    last_order = last_order.max(Some(order));
+                }
                 if let Ok(stamp) = delta.trim().parse::<u64>() {
                     observation.added_micros.push(now.saturating_sub(stamp));
                     observation.arrivals.push(now);
@@ -212,15 +230,19 @@ pub async fn stream_latency(args: StreamArgs) -> anyhow::Result<()> {
     );
     let ttft = Latencies::new(observations.iter().filter_map(|o| o.ttft).collect());
     let peak = peak_kib.load(Ordering::Relaxed);
+    let duplicated: usize = observations.iter().map(|o| o.duplicated).sum();
     println!(
-        "{} concurrent turns x {} tokens every {} ms, ramped over {} s; {} completed in full, {} failed, {:.1} s",
+        "{} concurrent turns x {} tokens every {} ms, ramped over {} s, titles {}; {} completed in full, {} failed, \
+         {:.1} s; {} tokens received twice",
         args.concurrency,
         args.tokens,
         args.delay_ms,
         args.ramp_secs,
+        if args.common.titles { "on" } else { "off" },
         completed,
         errors.load(Ordering::Relaxed),
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        duplicated
     );
     println!();
     println!("| measure | samples | p50 ms | p90 ms | p99 ms | max ms |");
@@ -239,7 +261,9 @@ pub async fn stream_latency(args: StreamArgs) -> anyhow::Result<()> {
     if std::env::var_os("PER_SECOND").is_some() {
         per_second(&observations);
     }
-    bench.finish().await
+    bench.finish().await?;
+    ensure!(duplicated == 0, "clients received {duplicated} tokens twice");
+    Ok(())
 }
 
 /// p99 of the added latency per second of the run, to see whether the tail is steady or comes in bursts.

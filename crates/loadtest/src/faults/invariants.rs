@@ -8,6 +8,8 @@
 //!   client that left, it extends what the client received. After a crash, it may miss at most the last
 //!   checkpoint interval of what the client saw.
 //! - The answer is what the scenario demands (status, exact text) and never text the model did not send.
+//! - Every client assembled each token at most once, in order: its text is the start of what the model sent
+//!   (titles arrive mid-answer, so this covers text interleaved with other chunks, live and resumed).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -154,6 +156,12 @@ async fn check_record(
                 record.answer_id
             ));
         }
+        if !plan.full_text.starts_with(replay_text.as_str()) {
+            violations.push(format!(
+                "{who}: sending the message again streamed {}, not what the model sent",
+                clip(replay_text)
+            ));
+        }
         if replay_status.is_some() && (replay_status != &status || replay_text != &stored_text) {
             violations.push(format!(
                 "{who}: the replay ended {replay_status:?} with {}, stored {status:?} with {}",
@@ -174,6 +182,15 @@ fn check_text_against_client(
     violations: &mut Vec<String>,
 ) {
     let received = record.text.as_str();
+    // Exactly once: what the client assembled from the deltas is the start of what the model sent, so no token
+    // came twice or out of order, whatever else (a title, a status, a resume) arrived in between.
+    if !record.plan.full_text.starts_with(received) {
+        violations.push(format!(
+            "{who}: the client assembled {}, which is not what the model sent {}",
+            clip(received),
+            clip(&record.plan.full_text)
+        ));
+    }
     match rule {
         TextRule::Crash { at, window } => {
             let must_keep = record

@@ -104,8 +104,9 @@ impl Stage {
         let env = vec![
             ("LLM_BASE_URL", fake.serving_base_url()),
             ("DATABRICKS_SERVING_ENDPOINT", "fault-model".to_owned()),
-            // Titles would send every first message to the model twice, and its directives with it.
-            ("TITLE_GENERATION", "false".to_owned()),
+            // Titles on, as by default: a new chat's title is asked of the same model with the same directives but
+            // `max_tokens` 32, so for most turns it arrives while the answer streams (and fails when it fails).
+            ("TITLE_GENERATION", "true".to_owned()),
             ("LLM_HTTP2_PRIOR_KNOWLEDGE", "true".to_owned()),
             ("DATABASE_MAX_CONNECTIONS", options.db_connections.to_string()),
             ("DATABASE_ACQUIRE_TIMEOUT_SECS", "2".to_owned()),

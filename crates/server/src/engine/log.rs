@@ -23,8 +23,8 @@ struct Part {
     open: bool,
 }
 
-/// One event: 8 bytes. A delta stores where it ends; it starts where the previous entry (a delta of the same
-/// part, or the part's start) left off, because a part's deltas are contiguous.
+/// One event: 8 bytes. A delta stores where it ends; it starts where the part's previous delta (or its start)
+/// left off, because a part's deltas are contiguous in its text, whatever other entries come between them.
 #[derive(Debug, Clone, Copy)]
 enum Entry {
     /// A control chunk, stored in `controls`.
@@ -139,12 +139,20 @@ impl TurnLog {
         Some((index, *self.entries.get(index)?))
     }
 
-    /// The text of the delta at `index`.
+    /// The text of the delta at `index`: from where the part's previous delta ended (or from the part's start) to
+    /// its own end. Other entries (a title, a status) may sit between two deltas of one part; they are skipped,
+    /// never taken for the part's start, or the delta after them would repeat the part's whole text. The walk back
+    /// is one step for a plain stream and a few when something came in between.
     fn delta_text(&self, index: usize, part: u16, end: u32) -> &str {
-        let start = match index.checked_sub(1).map(|i| self.entries[i]) {
-            Some(Entry::Delta { part: previous, end: previous_end }) if previous == part => previous_end,
-            _ => 0,
-        };
+        let start = self.entries[..index]
+            .iter()
+            .rev()
+            .find_map(|entry| match *entry {
+                Entry::Delta { part: previous, end: previous_end } if previous == part => Some(previous_end),
+                Entry::Start(previous) if previous == part => Some(0),
+                _ => None,
+            })
+            .unwrap_or(0);
         &self.parts[part as usize].text[start as usize..end as usize]
     }
 
@@ -355,6 +363,31 @@ mod tests {
         log.close_part();
         log.push_content(PartKind::Text, "");
         assert_eq!(log.len(), 3);
+    }
+
+    #[test]
+    fn a_control_chunk_between_two_deltas_does_not_repeat_the_text_before_it() {
+        let mut log = TurnLog::default();
+        log.push_content(PartKind::Text, "w1");
+        log.push_content(PartKind::Text, " w2");
+        log.push_control(UiChunk::chat(uuid::Uuid::nil(), "A title mid-answer"));
+        log.push_control(UiChunk::status(shared::TurnState::Running));
+        log.push_content(PartKind::Text, " w3");
+        log.push_content(PartKind::Reasoning, "r1");
+        log.push_control(UiChunk::chat(uuid::Uuid::nil(), "Another"));
+        log.push_content(PartKind::Reasoning, " r2");
+        let deltas = |chunks: Vec<UiChunk>| -> Vec<String> {
+            chunks
+                .into_iter()
+                .filter_map(|chunk| match chunk {
+                    UiChunk::TextDelta { delta, .. } | UiChunk::ReasoningDelta { delta, .. } => Some(delta),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(deltas(log.chunks(1, log.len())), ["w1", " w2", " w3", "r1", " r2"]);
+        let stored: Vec<UiChunk> = log.stored_events(1, log.len()).into_iter().map(UiChunk::from).collect();
+        assert_eq!(deltas(stored), ["w1", " w2", " w3", "r1", " r2"], "checkpoints store the same deltas");
     }
 
     #[test]

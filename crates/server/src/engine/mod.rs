@@ -97,7 +97,7 @@ struct Inner {
     /// Generations this process just checkpointed, to announce to other processes.
     to_announce: mpsc::UnboundedSender<Uuid>,
     accepting: AtomicBool,
-    /// Turns and title tasks.
+    /// Running turns (what a shutdown drains).
     tasks: TaskTracker,
     /// Stops background loops and ends followers of other processes' generations at shutdown.
     closing: CancellationToken,

@@ -129,7 +129,7 @@ impl Engine {
         });
         let title_model = inner.prompt.title_model.clone().unwrap_or_else(|| stored.model.clone());
         if stored.chat_is_new && inner.prompt.title_generation && model.writes_titles(&title_model) {
-            inner.tasks.spawn(producer::retitle(
+            let retitle = producer::retitle(
                 self.inner.clone(),
                 turn,
                 model,
@@ -137,7 +137,16 @@ impl Engine {
                 stored.title,
                 stored.user_text,
                 input.user_token,
-            ));
+            );
+            // Not one of the tasks a shutdown drains: a title is a nicety, and a slow title model must not hold
+            // a restart for the drain deadline. It ends with the engine.
+            let closing = inner.closing.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = closing.cancelled() => {}
+                    () = retitle => {}
+                }
+            });
         }
         Ok(StartedTurn {
             generation_id: stored.generation_id,

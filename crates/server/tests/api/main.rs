@@ -25,4 +25,5 @@ mod recovery;
 mod request_limits;
 mod security;
 mod streams;
+mod titles;
 mod turns;
