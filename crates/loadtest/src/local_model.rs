@@ -79,6 +79,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (label, timing) in [("first message", &opening), ("follow-up in the same chat", &follow_up)] {
         println!("| {label} | {:.0} | {:.1} |", timing.first_text.as_secs_f64() * 1000.0, timing.tokens_per_second);
     }
+    // Stop: how long `POST /api/chat/{id}/stop` takes (it answers once the stopped answer is stored) and how soon
+    // the model is free for the next turn. The API tests only check that a stop takes effect; this is its figure.
+    println!();
+    println!("| stop | stop answered ms | next turn's first words ms |");
+    println!("|---|---|---|");
+    for trial in 1..=3 {
+        let (stop, next) = stop_then_next(&http, &server.base_url).await?;
+        println!("| {trial} | {:.0} | {:.0} |", stop.as_secs_f64() * 1000.0, next.as_secs_f64() * 1000.0);
+    }
     rates.sort_by(f64::total_cmp);
     println!();
     println!(
@@ -146,4 +155,42 @@ async fn one_turn(http: &reqwest::Client, base_url: &str, chat: Uuid, question: 
     // they arrived over `streaming`.
     let tokens_per_second = if streaming > 0.0 { deltas.saturating_sub(1) as f64 / streaming } else { 0.0 };
     Ok(Timing { first_text: first, tokens, tokens_per_second })
+}
+
+/// Starts a long answer, stops it at its first words, then sends a new turn: (stop request → its answer, new
+/// turn sent → its first words).
+async fn stop_then_next(http: &reqwest::Client, base_url: &str) -> anyhow::Result<(Duration, Duration)> {
+    let chat = Uuid::new_v4();
+    let response = http
+        .post(format!("{base_url}/api/chat"))
+        .header("x-forwarded-email", USER)
+        .json(&json!({"id": chat, "message": "Count from 1 to 1000, one number per line."}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut events = response.bytes_stream().eventsource();
+    while let Some(event) = events.next().await {
+        if matches!(
+            serde_json::from_str::<UiChunk>(&event.context("reading the stream")?.data),
+            Ok(UiChunk::TextDelta { .. })
+        ) {
+            break;
+        }
+    }
+    let asked = Instant::now();
+    let stopped: serde_json::Value = http
+        .post(format!("{base_url}/api/chat/{chat}/stop"))
+        .header("x-forwarded-email", USER)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let stop = asked.elapsed();
+    if stopped["status"] != "stopped" {
+        bail!("the stop answered {stopped}");
+    }
+    drop(events);
+    let next = one_turn(http, base_url, Uuid::new_v4(), "Say hello.").await?;
+    Ok((stop, next.first_text))
 }

@@ -12,8 +12,6 @@ use std::time::Duration;
 use secrecy::SecretString;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-use crate::llm::openai::ClientSettings;
-
 pub use env::EnvMap;
 
 /// Everything the server needs to start.
@@ -71,6 +69,38 @@ pub struct ModelConfig {
     pub models_cache: Duration,
     /// The small model that runs in this process.
     pub local: LocalModelConfig,
+}
+
+/// Timeouts and retry policy of model calls.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// TCP/TLS connect timeout (`LLM_CONNECT_TIMEOUT_SECS`).
+    pub connect_timeout: Duration,
+    /// Longest silence allowed: until the response headers, and between two chunks (`LLM_IDLE_TIMEOUT_SECS`).
+    pub idle_timeout: Duration,
+    /// Retries before the first token (`LLM_MAX_RETRIES`).
+    pub max_retries: usize,
+    /// First backoff pause; it doubles up to 8 s.
+    pub retry_base_delay: Duration,
+    /// Longest `Retry-After` honoured; a longer one fails at once with the wait in the message
+    /// (`LLM_MAX_RETRY_WAIT_SECS`).
+    pub max_retry_wait: Duration,
+    /// Speak HTTP/2 without negotiation to an `http://` endpoint (`LLM_HTTP2_PRIOR_KNOWLEDGE`), so all turns
+    /// share one multiplexed connection. `https://` endpoints negotiate HTTP/2 on their own (Databricks does).
+    pub http2_prior_knowledge: bool,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_retries: 3,
+            retry_base_delay: Duration::from_millis(500),
+            max_retry_wait: Duration::from_secs(30),
+            http2_prior_knowledge: false,
+        }
+    }
 }
 
 /// When the in-process model is offered.

@@ -14,6 +14,7 @@ pub mod routes;
 pub mod security;
 pub mod startup;
 pub mod telemetry;
+pub mod tools;
 pub mod validate;
 pub mod web;
 

@@ -11,10 +11,12 @@ use anyhow::Context;
 
 use crate::config::{Config, DatabaseSource, LocalModelMode};
 use crate::databricks::{DatabricksAuth, LakebasePasswords, lakebase};
+use crate::llm::chat_completions::ChatCompletions;
 use crate::llm::directory::{Discovery, ModelDirectory};
-use crate::llm::openai::OpenAiClient;
+use crate::llm::routing::ModelRouter;
 use crate::llm::token::{DatabricksToken, StaticToken, TokenSource};
-use crate::llm::{ChatModel, ModelCatalog};
+use crate::llm::transport::{HttpModel, http_client};
+use crate::llm::{ChatModel, ModelCatalog, Protocol};
 
 /// The models users may pick and the client that reaches them (none when no model endpoint is configured).
 pub struct Models {
@@ -96,31 +98,28 @@ pub fn lakebase_passwords(
 /// when `LOCAL_MODEL` says so, the small model that runs in this process. By default (`auto`) the local model is
 /// offered only when no endpoint is configured, so a fresh checkout answers with no configuration at all.
 pub fn models(config: &Config, databricks: Option<&DatabricksAuth>) -> anyhow::Result<Models> {
-    let (directory, remote) = remote_models(config, databricks)?;
+    let (directory, router) = remote_models(config, databricks)?;
     let wants_local = match config.models.local.mode {
         LocalModelMode::Off => false,
         LocalModelMode::On => true,
-        LocalModelMode::Auto => remote.is_none(),
+        LocalModelMode::Auto => router.is_empty(),
     };
-    if wants_local {
-        return with_local_model(config, directory, remote);
+    let (directory, router) =
+        if wants_local { with_local_model(config, directory, router)? } else { (directory, router) };
+    if router.is_empty() {
+        tracing::warn!("no chat model configured: the app runs, but cannot answer (see the README)");
     }
-    if remote.is_none() {
-        tracing::warn!(
-            "no chat model configured and LOCAL_MODEL=off: the app runs, but cannot answer (see the README)"
-        );
-    }
-    Ok(Models { directory: Arc::new(directory), client: remote })
+    let client = (!router.is_empty()).then(|| Arc::new(router) as Arc<dyn ChatModel>);
+    Ok(Models { directory: Arc::new(directory), client })
 }
 
 #[cfg(feature = "local-model")]
 fn with_local_model(
     config: &Config,
     directory: ModelDirectory,
-    remote: Option<Arc<dyn ChatModel>>,
-) -> anyhow::Result<Models> {
+    router: ModelRouter,
+) -> anyhow::Result<(ModelDirectory, ModelRouter)> {
     use crate::llm::local::LocalModel;
-    use crate::llm::routing::ModelRouter;
 
     let http = reqwest::Client::builder()
         .user_agent(concat!("databricks-chat/", env!("CARGO_PKG_VERSION")))
@@ -131,31 +130,30 @@ fn with_local_model(
     let local = LocalModel::start(config.models.local.clone(), http);
     tracing::info!(
         model = local.id(),
-        alone = remote.is_none(),
+        alone = router.is_empty(),
         "offering the built-in local model ({}), on this machine's CPU",
         local.display_name()
     );
     let directory = directory.with_in_process(local.clone());
-    let router = ModelRouter::new(Some((local.id().to_owned(), local as Arc<dyn ChatModel>)), remote);
-    Ok(Models { directory: Arc::new(directory), client: Some(Arc::new(router)) })
+    Ok((directory, router.with(Protocol::Local, local)))
 }
 
 #[cfg(not(feature = "local-model"))]
 fn with_local_model(
     config: &Config,
     directory: ModelDirectory,
-    remote: Option<Arc<dyn ChatModel>>,
-) -> anyhow::Result<Models> {
+    router: ModelRouter,
+) -> anyhow::Result<(ModelDirectory, ModelRouter)> {
     if config.models.local.mode == LocalModelMode::On {
         anyhow::bail!(
             "LOCAL_MODEL=on, but this build has no local model (it was built without the `local-model` feature)"
         );
     }
-    tracing::warn!("no chat model configured: the app runs, but cannot answer (see the README)");
-    Ok(Models { directory: Arc::new(directory), client: remote })
+    Ok((directory, router))
 }
 
-/// The model endpoint, its credentials and the models it offers; no client when no endpoint is configured.
+/// The model endpoint, its credentials and the models it offers, with a router holding the client of each
+/// protocol it is spoken to in; an empty router when no endpoint is configured.
 ///
 /// - Endpoint: `LLM_BASE_URL`, else `{DATABRICKS_HOST}/serving-endpoints`.
 /// - Token: `LLM_API_KEY`, else the workspace credentials when the endpoint is on Databricks (never sent to
@@ -165,7 +163,7 @@ fn with_local_model(
 fn remote_models(
     config: &Config,
     databricks: Option<&DatabricksAuth>,
-) -> anyhow::Result<(ModelDirectory, Option<Arc<dyn ChatModel>>)> {
+) -> anyhow::Result<(ModelDirectory, ModelRouter)> {
     let settings = &config.models;
     let configured = ModelCatalog::new(settings.default_model.as_deref(), settings.chat_models.as_deref());
     let base_url = match (&settings.base_url, databricks) {
@@ -181,7 +179,7 @@ fn remote_models(
             if settings.discovery == Some(true) {
                 anyhow::bail!("MODEL_DISCOVERY=true needs a Databricks workspace: set DATABRICKS_HOST");
             }
-            return Ok((ModelDirectory::fixed(configured), None));
+            return Ok((ModelDirectory::fixed(configured), ModelRouter::new()));
         }
     };
     let workspace = databricks.filter(|auth| is_workspace_url(&base_url, auth.host()));
@@ -204,8 +202,10 @@ fn remote_models(
             "LLM_BASE_URL is set but no model is: set DATABRICKS_SERVING_ENDPOINT (the endpoint name) or CHAT_MODELS"
         );
     }
-    let http = OpenAiClient::http_client(&settings.client).context("building the HTTP client for model calls")?;
-    let client = OpenAiClient::new(http.clone(), &base_url, tokens, settings.client.clone());
+    let http = http_client(&settings.client).context("building the HTTP client for model calls")?;
+    let chat_completions =
+        HttpModel::new(ChatCompletions::new(&base_url), http.clone(), tokens, settings.client.clone());
+    let router = ModelRouter::new().with(Protocol::ChatCompletions, Arc::new(chat_completions));
     let directory = match (discover, databricks) {
         (true, Some(auth)) => {
             let allowed = settings.chat_models.as_deref().map(|list| ModelCatalog::new(None, Some(list)));
@@ -224,7 +224,7 @@ fn remote_models(
             ModelDirectory::fixed(configured)
         }
     };
-    Ok((directory, Some(Arc::new(client))))
+    Ok((directory, router))
 }
 
 /// Whether `url` is served by the Databricks workspace `host` (or its AI Gateway), so the workspace token may be

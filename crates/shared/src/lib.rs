@@ -5,6 +5,7 @@
 //! UI messages, which follow the Vercel AI SDK wire format (`camelCase`) so any `useChat` front end can talk
 //! to the server unchanged.
 
+pub mod answer;
 pub mod chat;
 pub mod error;
 pub mod message;
@@ -13,6 +14,7 @@ pub mod stream;
 pub mod turn;
 pub mod user;
 
+pub use answer::*;
 pub use chat::*;
 pub use error::*;
 pub use message::*;

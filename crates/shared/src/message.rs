@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::answer::MessagePart;
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -40,37 +42,6 @@ impl Role {
             "tool" => Some(Role::Tool),
             _ => None,
         }
-    }
-}
-
-/// One typed piece of a message's content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum MessagePart {
-    /// Answer text (markdown).
-    Text {
-        /// The text.
-        text: String,
-    },
-    /// The model's reasoning, shown collapsed.
-    Reasoning {
-        /// The reasoning text.
-        text: String,
-    },
-}
-
-impl MessagePart {
-    /// The text of the part, whatever its kind.
-    pub fn text(&self) -> &str {
-        match self {
-            MessagePart::Text { text } | MessagePart::Reasoning { text } => text,
-        }
-    }
-
-    /// Whether this is answer text (as opposed to reasoning).
-    pub fn is_text(&self) -> bool {
-        matches!(self, MessagePart::Text { .. })
     }
 }
 
@@ -174,7 +145,7 @@ pub struct UiMessage {
 impl UiMessage {
     /// All answer text of the message, concatenated.
     pub fn text(&self) -> String {
-        self.parts.iter().filter(|p| p.is_text()).map(MessagePart::text).collect()
+        crate::answer::text_of(&self.parts)
     }
 }
 

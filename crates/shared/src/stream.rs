@@ -4,8 +4,9 @@
 //! older clients validate chunks strictly and reject unknown fields on known chunk types. Each SSE event also
 //! carries an `id:` line with the turn's event sequence number, which is what resuming uses.
 //!
-//! Control chunks: `start`, `start-step`, `finish-step`, `finish`, `abort`, `message-metadata`, `data-chat`.
-//! Content chunks: `text-*` and `reasoning-*`. Terminal chunks: `finish` (always last) and `error`.
+//! Control chunks: `start`, `start-step`, `finish-step`, `finish`, `abort`, `message-metadata`, `data-chat`,
+//! `data-status`. Content chunks: `text-*`, `reasoning-*`, `tool-*`, `source-url` (what they build is
+//! [`crate::answer`]). Terminal chunks: `finish` (always last) and `error`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,83 @@ pub enum UiChunk {
     ReasoningEnd {
         /// Part id.
         id: String,
+    },
+    /// A tool call begins; its arguments follow as `tool-input-delta`.
+    #[serde(rename_all = "camelCase")]
+    ToolInputStart {
+        /// The call's id.
+        tool_call_id: String,
+        /// The tool's name.
+        tool_name: String,
+        /// True when the model's side runs the tool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_executed: Option<bool>,
+        /// True: the client makes a `dynamic-tool` part (the tool is not one it knows by type).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dynamic: Option<bool>,
+    },
+    /// More of a tool call's arguments (JSON text).
+    #[serde(rename_all = "camelCase")]
+    ToolInputDelta {
+        /// The call's id.
+        tool_call_id: String,
+        /// The next piece of the arguments' JSON text.
+        input_text_delta: String,
+    },
+    /// A tool call's complete arguments.
+    #[serde(rename_all = "camelCase")]
+    ToolInputAvailable {
+        /// The call's id.
+        tool_call_id: String,
+        /// The tool's name.
+        tool_name: String,
+        /// The arguments (JSON).
+        input: serde_json::Value,
+        /// True when the model's side runs the tool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_executed: Option<bool>,
+        /// True: a `dynamic-tool` part.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dynamic: Option<bool>,
+    },
+    /// A tool's result.
+    #[serde(rename_all = "camelCase")]
+    ToolOutputAvailable {
+        /// The call's id.
+        tool_call_id: String,
+        /// The result (JSON).
+        output: serde_json::Value,
+        /// True when the model's side ran the tool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_executed: Option<bool>,
+        /// True: a `dynamic-tool` part.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dynamic: Option<bool>,
+    },
+    /// A tool call failed.
+    #[serde(rename_all = "camelCase")]
+    ToolOutputError {
+        /// The call's id.
+        tool_call_id: String,
+        /// Why.
+        error_text: String,
+        /// True when the model's side ran the tool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_executed: Option<bool>,
+        /// True: a `dynamic-tool` part.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dynamic: Option<bool>,
+    },
+    /// A source the answer cites.
+    #[serde(rename_all = "camelCase")]
+    SourceUrl {
+        /// Id of the source within the message.
+        source_id: String,
+        /// Where it is.
+        url: String,
+        /// Its title, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
     },
     /// The turn failed; the text so far is kept on the server.
     #[serde(rename_all = "camelCase")]

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::message::{MessagePart, MessageStatus, Usage};
+use crate::answer::MessagePart;
+use crate::message::{MessageStatus, Usage};
 
 /// Longest user message accepted, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 100_000;

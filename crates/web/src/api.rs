@@ -1,5 +1,6 @@
-//! Typed client for the server's JSON API and its streaming turns (fetch + a readable stream of the body,
-//! decoded as server-sent events into the shared `UiChunk` type).
+//! The server's API as typed functions: one per endpoint, sending and receiving the `shared` types. No other module
+//! builds a URL or a JSON body. Streaming turns come back as decoded server-sent events (fetch + a readable stream
+//! of the body, decoded into the shared `UiChunk` type).
 
 use std::pin::Pin;
 
@@ -9,8 +10,15 @@ use futures::{Stream, StreamExt};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shared::{ErrorBody, UiChunk};
+use shared::{
+    AppConfig, ChatPage, ChatSummary, ChatTurnRequest, ErrorBody, IncomingContent, IncomingMessage, Me, MessagePage,
+    ModelList, Trigger, UiChunk, UpdateChatRequest,
+};
+use uuid::Uuid;
 use wasm_bindgen::JsCast;
+
+/// Chats per page of the sidebar.
+const CHAT_PAGE: u32 = 30;
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +52,118 @@ impl ApiError {
     }
 }
 
-async fn check(response: Response) -> Result<Response, ApiError> {
+/// `Result` of a call.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// One decoded stream event: its id (sequence number) and chunk.
+pub type StreamItem = (Option<u64>, UiChunk);
+
+/// A turn's events, ending with the stream (or an error if the connection dropped).
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<StreamItem, String>>>>;
+
+/// `GET /api/me`: who is signed in.
+pub async fn me() -> ApiResult<Me> {
+    get("/api/me").await
+}
+
+/// `GET /api/config`: the greeting and suggestions.
+pub async fn config() -> ApiResult<AppConfig> {
+    get("/api/config").await
+}
+
+/// `GET /api/models`: the models offered.
+pub async fn models() -> ApiResult<ModelList> {
+    get("/api/models").await
+}
+
+/// `GET /api/chats`: a page of the caller's chats, matching `query` when it is not blank.
+pub async fn chats(query: &str, cursor: Option<&str>) -> ApiResult<ChatPage> {
+    let mut url = format!("/api/chats?limit={CHAT_PAGE}");
+    if !query.trim().is_empty() {
+        url.push_str("&q=");
+        url.push_str(&String::from(js_sys::encode_uri_component(query.trim())));
+    }
+    if let Some(cursor) = cursor {
+        url.push_str("&cursor=");
+        url.push_str(&String::from(js_sys::encode_uri_component(cursor)));
+    }
+    get(&url).await
+}
+
+/// `GET /api/chats/{id}`.
+pub async fn chat(id: Uuid) -> ApiResult<ChatSummary> {
+    get(&format!("/api/chats/{id}")).await
+}
+
+/// `PATCH /api/chats/{id}`: renames a chat.
+pub async fn rename_chat(id: Uuid, title: String) -> ApiResult<ChatSummary> {
+    send_json(Request::patch(&format!("/api/chats/{id}")), &UpdateChatRequest { title }).await
+}
+
+/// `DELETE /api/chats/{id}`.
+pub async fn delete_chat(id: Uuid) -> ApiResult<()> {
+    send(Request::delete(&format!("/api/chats/{id}")).build()).await.map(|_| ())
+}
+
+/// `GET /api/chats/{id}/messages`: the newest `limit` messages, or those before the cursor `before`.
+pub async fn messages(id: Uuid, before: Option<&str>, limit: u32) -> ApiResult<MessagePage> {
+    let mut url = format!("/api/chats/{id}/messages?limit={limit}");
+    if let Some(before) = before {
+        url.push_str("&before=");
+        url.push_str(&String::from(js_sys::encode_uri_component(before)));
+    }
+    get(&url).await
+}
+
+/// `POST /api/chat` with a new user message: the answer's stream.
+pub async fn send_message(chat: Uuid, client_id: String, text: &str, model: Option<String>) -> ApiResult<ChatStream> {
+    let body = ChatTurnRequest {
+        id: chat,
+        messages: None,
+        message: Some(IncomingContent::Message(IncomingMessage::user_text(Some(client_id), text))),
+        trigger: None,
+        message_id: None,
+        model,
+    };
+    open_stream(Request::post("/api/chat").json(&body)).await
+}
+
+/// `POST /api/chat` answering the last user message again: the new answer's stream.
+pub async fn regenerate(chat: Uuid, model: Option<String>) -> ApiResult<ChatStream> {
+    let body = ChatTurnRequest {
+        id: chat,
+        messages: Some(Vec::new()),
+        message: None,
+        trigger: Some(Trigger::RegenerateMessage),
+        message_id: None,
+        model,
+    };
+    open_stream(Request::post("/api/chat").json(&body)).await
+}
+
+/// `GET /api/chat/{id}/stream`: the events of the answer after `last_event` (pinned to `answer` when known).
+pub async fn resume(chat: Uuid, answer: Option<&str>, last_event: u64) -> ApiResult<ChatStream> {
+    let mut url = format!("/api/chat/{chat}/stream");
+    if let Some(answer) = answer {
+        url.push_str("?generation=");
+        url.push_str(&String::from(js_sys::encode_uri_component(answer)));
+    }
+    let mut request = Request::get(&url);
+    if last_event > 0 {
+        request = request.header("Last-Event-ID", &last_event.to_string());
+    }
+    open_stream(request.build()).await
+}
+
+/// `POST /api/chat/{id}/stop`: stops the answer streaming in a chat.
+pub async fn stop(chat: Uuid) -> ApiResult<()> {
+    /// The route takes no body; an empty JSON object keeps it a JSON write, as every write is.
+    #[derive(Serialize)]
+    struct NoBody {}
+    send(Request::post(&format!("/api/chat/{chat}/stop")).json(&NoBody {})).await.map(|_| ())
+}
+
+async fn check(response: Response) -> ApiResult<Response> {
     if response.ok() {
         return Ok(response);
     }
@@ -55,41 +174,25 @@ async fn check(response: Response) -> Result<Response, ApiError> {
     Err(ApiError::Api { status, body })
 }
 
-async fn send(request: Result<Request, gloo_net::Error>) -> Result<Response, ApiError> {
+async fn send(request: Result<Request, gloo_net::Error>) -> ApiResult<Response> {
     let request = request.map_err(|e| ApiError::Network(e.to_string()))?;
     check(request.send().await.map_err(|e| ApiError::Network(e.to_string()))?).await
 }
 
-/// `GET path` decoded as JSON.
-pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
+async fn get<T: DeserializeOwned>(path: &str) -> ApiResult<T> {
     let response = send(Request::get(path).build()).await?;
     response.json::<T>().await.map_err(|e| ApiError::Network(e.to_string()))
 }
 
-/// A JSON request (`POST`, `PATCH`) decoded as JSON.
-pub async fn send_json<B: Serialize, T: DeserializeOwned>(builder: RequestBuilder, body: &B) -> Result<T, ApiError> {
+async fn send_json<B: Serialize, T: DeserializeOwned>(builder: RequestBuilder, body: &B) -> ApiResult<T> {
     let response = send(builder.json(body)).await?;
     response.json::<T>().await.map_err(|e| ApiError::Network(e.to_string()))
 }
 
-/// `DELETE path`.
-pub async fn delete(path: &str) -> Result<(), ApiError> {
-    send(Request::delete(path).build()).await.map(|_| ())
-}
+/// A streaming answer, or nothing to stream (204).
+pub type ChatStream = Option<ChunkStream>;
 
-/// `POST path` with a JSON body, ignoring the answer's body.
-pub async fn post_ignore<B: Serialize>(path: &str, body: &B) -> Result<(), ApiError> {
-    send(Request::post(path).json(body)).await.map(|_| ())
-}
-
-/// One decoded stream event: its id (sequence number) and chunk.
-pub type StreamItem = (Option<u64>, UiChunk);
-
-/// A turn's events, ending with the stream (or an error if the connection dropped).
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<StreamItem, String>>>>;
-
-/// Sends a streaming request; `Ok(None)` on 204 (nothing to stream).
-pub async fn open_stream(request: Result<Request, gloo_net::Error>) -> Result<Option<ChunkStream>, ApiError> {
+async fn open_stream(request: Result<Request, gloo_net::Error>) -> ApiResult<ChatStream> {
     let response = send(request).await?;
     if response.status() == 204 {
         return Ok(None);

@@ -1,54 +1,17 @@
-//! The application root: shared state (contexts), the layout and the two views (new chat, chat).
+//! The application root: provides the shared state ([`AppCtx`]), loads who is signed in and what the server offers,
+//! and lays out the sidebar and the conversation.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::{AppConfig, Me, ModelList};
-use uuid::Uuid;
 
 use crate::api;
 use crate::components::chat_view::ChatView;
 use crate::components::sidebar::Sidebar;
 use crate::components::topbar::TopBar;
-use crate::route::{CurrentRoute, Route};
+use crate::context::AppCtx;
+use crate::route::CurrentRoute;
 use crate::state::chats::ChatList;
 use crate::state::session::{SessionDeps, Sessions};
-
-/// Everything the components share.
-#[derive(Clone, Copy)]
-pub struct AppCtx {
-    /// Where the app is.
-    pub route: CurrentRoute,
-    /// The sidebar's chats.
-    pub chats: ChatList,
-    /// Open chats.
-    pub sessions: Sessions,
-    /// Models offered by the server.
-    pub models: RwSignal<Option<ModelList>>,
-    /// The model picked for the next message.
-    pub model: RwSignal<Option<String>>,
-    /// Who is signed in.
-    pub me: RwSignal<Option<Me>>,
-    /// Greeting and suggestions.
-    pub config: RwSignal<Option<AppConfig>>,
-    /// The sidebar is shown on a narrow screen.
-    pub sidebar_open: RwSignal<bool>,
-    /// A message for the whole app (e.g. the server cannot be reached).
-    pub banner: RwSignal<Option<String>>,
-}
-
-impl AppCtx {
-    /// Goes to a new, empty chat.
-    pub fn new_chat(self) {
-        self.route.navigate(Route::NewChat, false);
-        self.sidebar_open.set(false);
-    }
-
-    /// Opens a chat.
-    pub fn open_chat(self, id: Uuid) {
-        self.route.navigate(Route::Chat(id), false);
-        self.sidebar_open.set(false);
-    }
-}
 
 /// The application.
 #[component]
@@ -69,11 +32,7 @@ pub fn App() -> impl IntoView {
     provide_context(ctx);
     chats.reload();
     spawn_local(async move {
-        let (me, config, models) = futures::join!(
-            api::get::<Me>("/api/me"),
-            api::get::<AppConfig>("/api/config"),
-            api::get::<ModelList>("/api/models")
-        );
+        let (me, config, models) = futures::join!(api::me(), api::config(), api::models());
         match me {
             Ok(me) => ctx.me.set(Some(me)),
             Err(error) => ctx.banner.set(Some(error.message())),

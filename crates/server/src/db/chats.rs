@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use shared::ChatSummary;
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::cursor::ChatCursor;
@@ -254,4 +254,29 @@ pub async fn replace_auto_title(
     .execute(db)
     .await?;
     Ok(result.rows_affected() > 0)
+}
+
+/// The row of a chat locked for the duration of a turn-start transaction.
+#[derive(Debug)]
+pub struct LockedChat {
+    /// Owner.
+    pub owner_id: String,
+    /// Title.
+    pub title: String,
+    /// Model last used.
+    pub model: Option<String>,
+}
+
+/// Locks the chat row, serialising turn starts on one chat across every process; `None` if the chat does not
+/// exist. Check for a streaming answer with a separate statement afterwards: one in the same statement would
+/// use the snapshot taken before the lock wait and miss the answer the previous lock holder just committed.
+pub async fn lock_chat(conn: &mut PgConnection, chat_id: Uuid) -> sqlx::Result<Option<LockedChat>> {
+    sqlx::query_as!(
+        LockedChat,
+        // language=PostgreSQL
+        "select owner_id, title, model from chat.chats where chat_id = $1 for update",
+        chat_id
+    )
+    .fetch_optional(conn)
+    .await
 }

@@ -3,11 +3,12 @@
 //! Queries are plain SQL checked at compile time by `sqlx::query!` (offline data in `.sqlx/`), and every
 //! table is schema-qualified (`chat.chats`), so they do not depend on the connection's `search_path`.
 
+pub mod answers;
 pub mod chats;
 pub mod credentials;
 pub mod cursor;
-pub mod generations;
-pub mod messages;
+pub mod events;
+pub mod thread;
 pub mod workers;
 
 use std::time::Duration;

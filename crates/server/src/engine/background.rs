@@ -16,18 +16,19 @@ use uuid::Uuid;
 
 use super::live::CancelReason;
 use super::{Inner, lock};
-use crate::db::generations::{self, FinalWrite, StoredEvent};
+use crate::db::answers::{self, FinalWrite};
+use crate::db::events::{self, StoredEvent};
 use crate::db::workers;
 
-/// Channel announcing that a generation's events were stored (payload: comma-separated generation ids).
+/// Channel announcing that an answer's events were stored (payload: comma-separated answer ids).
 const EVENTS_CHANNEL: &str = "chat_generation_events";
-/// Channel asking the worker of a generation to stop it (payload: the generation id).
+/// Channel asking the worker of an answer to stop it (payload: the answer id).
 const CANCEL_CHANNEL: &str = "chat_generation_cancel";
 /// How long checkpoint announcements are batched; one `NOTIFY` per batch keeps the global notify lock cold.
 const ANNOUNCE_BATCH: Duration = Duration::from_millis(50);
-/// A worker is only suspected once its generations missed heartbeats for this long.
+/// A worker is only suspected once its answers missed heartbeats for this long.
 const HEARTBEAT_GRACE_SECS: f64 = 3.0;
-/// A worker whose generations have not beaten for this long is presumed hung, lock or not.
+/// A worker whose answers have not beaten for this long is presumed hung, lock or not.
 const HUNG_AFTER_SECS: f64 = 180.0;
 /// After (re)connecting, this process waits this long before judging others: a database restart drops every
 /// worker's lock at once, and they need a moment to take them back.
@@ -121,7 +122,7 @@ async fn sweep_loop(inner: Arc<Inner>, connected_since: Arc<Mutex<Instant>>) {
     }
 }
 
-/// Finds workers that died with running generations and stores those as interrupted, keeping their text.
+/// Finds workers that died with running answers and stores those as interrupted, keeping their text.
 async fn sweep(inner: &Inner, periodic: bool) {
     let result = async {
         let mut conn = inner.db.acquire().await?;
@@ -149,7 +150,7 @@ async fn sweep(inner: &Inner, periodic: bool) {
                     }),
                 ];
                 let write = FinalWrite {
-                    generation_id: orphan.generation_id,
+                    answer_id: orphan.generation_id,
                     parts: &orphan.parts.0,
                     status: MessageStatus::Interrupted,
                     error: Some(INTERRUPTED_MESSAGE),
@@ -157,7 +158,7 @@ async fn sweep(inner: &Inner, periodic: bool) {
                     first_seq: orphan.last_event_seq + 1,
                     events: &events,
                 };
-                if generations::finalize(&mut *tx, &write).await? {
+                if answers::finalize(&mut *tx, &write).await? {
                     recovered += 1;
                 }
             }
@@ -195,9 +196,9 @@ async fn announce_loop(db: PgPool, mut rx: mpsc::UnboundedReceiver<Uuid>) {
     }
 }
 
-/// Asks whichever process runs a generation to stop it.
-pub(super) async fn announce_cancel(db: &PgPool, generation_id: Uuid) {
-    let payload = generation_id.to_string();
+/// Asks whichever process runs an answer to stop it.
+pub(super) async fn announce_cancel(db: &PgPool, answer_id: Uuid) {
+    let payload = answer_id.to_string();
     if let Err(error) = sqlx::query!("select pg_notify($1, $2)", CANCEL_CHANNEL, payload).execute(db).await {
         tracing::warn!(error = %error, "announcing a stop failed (the worker sees it at its next checkpoint)");
     }
@@ -247,9 +248,9 @@ async fn listen_loop(inner: Arc<Inner>) {
 async fn purge_loop(inner: Arc<Inner>) {
     loop {
         tokio::time::sleep(PURGE_EVERY).await;
-        match generations::purge_events(&inner.db, inner.config.stream_retention.as_secs_f64()).await {
+        match events::purge_events(&inner.db, inner.config.stream_retention.as_secs_f64()).await {
             Ok(0) => {}
-            Ok(count) => tracing::debug!(generations = count, "deleted expired event logs"),
+            Ok(count) => tracing::debug!(answers = count, "deleted expired event logs"),
             Err(error) => tracing::warn!(error = %error, "deleting expired event logs failed"),
         }
     }

@@ -11,7 +11,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::live::{CancelReason, LiveTurn};
 use super::{Inner, lock};
-use crate::db::generations::{self, CheckpointRow};
+use crate::db::answers::{self, CheckpointRow};
+use crate::db::events::StoredEvent;
 
 /// Turns per statement: keeps one statement's size (new text of each turn) bounded.
 const BATCH: usize = 100;
@@ -23,7 +24,7 @@ const MIN_ATTEMPT: Duration = Duration::from_millis(200);
 /// Longest a checkpoint or final write may take before it counts as failed: half the failure limit, between 1 and
 /// 5 s. A database that stalls (a lock, a network that drops packets) must count as failing, or answers would
 /// live only in memory for as long as the stall lasts. The abandoned statement may still commit later, which the
-/// writes tolerate (see [`generations::checkpoint_batch`]).
+/// writes tolerate (see [`answers::checkpoint_batch`]).
 pub(super) fn write_timeout(failure_limit: Duration) -> Duration {
     (failure_limit / 2).clamp(Duration::from_secs(1), Duration::from_secs(5))
 }
@@ -114,6 +115,19 @@ fn attempt_budget(
     })
 }
 
+/// Writes one turn's new events now, at a step boundary, through the pool, so another process that takes over sees
+/// every finished step. A failure is left to the periodic checkpoints, which retry it and count the failures.
+pub(super) async fn write_now(inner: &Inner, turn: &Arc<LiveTurn>) {
+    let limit = write_timeout(inner.config.checkpoint_failure_limit);
+    let write = async {
+        let mut conn = inner.db.acquire().await.ok()?;
+        Some(checkpoint(inner, &mut conn, std::slice::from_ref(turn)).await)
+    };
+    if !matches!(tokio::time::timeout(limit, write).await, Ok(Some(true))) {
+        tracing::warn!(answer.id = %turn.answer_id, "checkpoint at a step boundary failed; the next one retries");
+    }
+}
+
 /// Stores one batch; returns whether the write succeeded.
 async fn checkpoint(inner: &Inner, conn: &mut PgConnection, turns: &[Arc<LiveTurn>]) -> bool {
     // Turns whose final write holds their lock are skipped: that write stores everything.
@@ -127,7 +141,9 @@ async fn checkpoint(inner: &Inner, conn: &mut PgConnection, turns: &[Arc<LiveTur
             }
             let len = log.len();
             let (parts, events) = if len > saved.seq {
-                (Some(log.parts()), Some(log.stored_events(saved.seq + 1, len)))
+                let events: Vec<StoredEvent> =
+                    log.chunks(saved.seq + 1, len).into_iter().map(StoredEvent::from).collect();
+                (Some(log.parts()), Some(events))
             } else {
                 (None, None)
             };
@@ -135,7 +151,7 @@ async fn checkpoint(inner: &Inner, conn: &mut PgConnection, turns: &[Arc<LiveTur
         });
         let Some((len, parts, events)) = snapshot else { continue };
         let row = CheckpointRow {
-            generation_id: turn.generation_id,
+            answer_id: turn.answer_id,
             parts_json: parts.and_then(|p| serde_json::to_string(&p).ok()),
             first_seq: saved.seq as i64 + 1,
             last_seq: if events.is_some() { len as i64 } else { saved.seq as i64 },
@@ -148,23 +164,23 @@ async fn checkpoint(inner: &Inner, conn: &mut PgConnection, turns: &[Arc<LiveTur
         return true;
     }
     let started = Instant::now();
-    match generations::checkpoint_batch(&mut *conn, &rows).await {
+    match answers::checkpoint_batch(&mut *conn, &rows).await {
         Ok(running) => {
             let running: std::collections::HashMap<uuid::Uuid, bool> = running.into_iter().collect();
             for ((turn, mut saved, len), row) in held.into_iter().zip(&rows) {
-                match running.get(&turn.generation_id) {
+                match running.get(&turn.answer_id) {
                     Some(&cancel_requested) => {
                         saved.at = started;
                         if row.events_json.is_some() {
                             saved.seq = len;
-                            let _ = inner.to_announce.send(turn.generation_id);
+                            let _ = inner.to_announce.send(turn.answer_id);
                         }
                         if cancel_requested {
                             turn.cancel(CancelReason::Stopped);
                         }
                     }
                     None => {
-                        tracing::warn!(generation.id = %turn.generation_id, "generation was recovered by another process; abandoning it");
+                        tracing::warn!(generation.id = %turn.answer_id, "generation was recovered by another process; abandoning it");
                         turn.cancel(CancelReason::Abandoned);
                     }
                 }

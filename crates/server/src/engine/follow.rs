@@ -1,31 +1,29 @@
-//! Following a generation that does not run in this process: replay its stored events, then wait for more
+//! Following an answer that does not run in this process: replay its stored events, then wait for more
 //! (announced through PostgreSQL notifications, with a polling fallback) until its `finish` chunk.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::{MessagePart, MessageStatus, StreamMetadata, UiChunk};
+use shared::{MessageStatus, StreamMetadata, UiChunk};
 use uuid::Uuid;
 
-use super::log::{PartKind, TurnLog};
+use super::log::TurnLog;
 use super::{ChunkStream, Inner};
-use crate::db::generations;
+use crate::db::{answers, events, thread};
 use crate::error::ApiError;
 
 /// Longest wait between two looks at the stored log when no notification arrives.
 const POLL_FALLBACK: Duration = Duration::from_secs(1);
 
-/// Events of a generation run elsewhere (or already finished), after `after`.
-pub(super) async fn stored(inner: &Arc<Inner>, generation_id: Uuid, after: u64) -> Result<ChunkStream, ApiError> {
-    let state =
-        generations::generation_state(&inner.db, generation_id).await?.ok_or(ApiError::NotFound("generation"))?;
+/// Events of an answer run elsewhere (or already finished), after `after`.
+pub(super) async fn stored(inner: &Arc<Inner>, answer_id: Uuid, after: u64) -> Result<ChunkStream, ApiError> {
+    let state = answers::answer_state(&inner.db, answer_id).await?.ok_or(ApiError::NotFound("generation"))?;
     if !state.running && (after as i64) < state.last_event_seq {
-        let first_stored =
-            generations::events_after(&inner.db, generation_id, after as i64).await?.first().map(|b| b.0);
+        let first_stored = events::events_after(&inner.db, answer_id, after as i64).await?.first().map(|b| b.0);
         if first_stored.is_none_or(|first| first as u64 > after + 1) {
             // The event log expired (retention). From the start the answer can be rebuilt from its message; from
             // an event id it cannot (the ids are gone), so the client is told it is over and reloads the message.
-            let chunks = if after == 0 { synthesized(inner, generation_id).await? } else { Vec::new() };
+            let chunks = if after == 0 { synthesized(inner, answer_id).await? } else { Vec::new() };
             return Ok(Box::pin(futures::stream::iter(chunks)));
         }
     }
@@ -34,10 +32,10 @@ pub(super) async fn stored(inner: &Arc<Inner>, generation_id: Uuid, after: u64) 
     Ok(Box::pin(async_stream::stream! {
         let mut cursor = after;
         loop {
-            let batches = match generations::events_after(&inner.db, generation_id, cursor as i64).await {
+            let batches = match events::events_after(&inner.db, answer_id, cursor as i64).await {
                 Ok(batches) => batches,
                 Err(error) => {
-                    tracing::warn!(generation.id = %generation_id, error = %error, "reading stored events failed; retrying");
+                    tracing::warn!(generation.id = %answer_id, error = %error, "reading stored events failed; retrying");
                     tokio::time::sleep(POLL_FALLBACK).await;
                     continue;
                 }
@@ -58,7 +56,7 @@ pub(super) async fn stored(inner: &Arc<Inner>, generation_id: Uuid, after: u64) 
             if finished {
                 break;
             }
-            match generations::generation_state(&inner.db, generation_id).await {
+            match answers::answer_state(&inner.db, answer_id).await {
                 // Finished without a stored `finish` (e.g. purged mid-read): nothing more will come.
                 Ok(Some(state)) if !state.running && cursor as i64 >= state.last_event_seq => break,
                 Ok(None) => break,
@@ -67,7 +65,7 @@ pub(super) async fn stored(inner: &Arc<Inner>, generation_id: Uuid, after: u64) 
             let wait_for_flush = async {
                 loop {
                     match flushed.recv().await {
-                        Ok(id) if id == generation_id => return,
+                        Ok(id) if id == answer_id => return,
                         Ok(_) => {}
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
@@ -82,25 +80,13 @@ pub(super) async fn stored(inner: &Arc<Inner>, generation_id: Uuid, after: u64) 
     }))
 }
 
-/// A complete stream rebuilt from a stored assistant message (its original event log expired).
-async fn synthesized(inner: &Inner, generation_id: Uuid) -> Result<Vec<(u64, UiChunk)>, ApiError> {
-    let row = sqlx::query!(
-        // language=PostgreSQL
-        r#"
-        select m.chat_id, m.parts as "parts: sqlx::types::Json<Vec<MessagePart>>", m.status, m.model, m.error,
-               m.created_at, m.seq, c.title
-        from chat.messages m join chat.chats c on c.chat_id = m.chat_id
-        where m.message_id = $1
-        "#,
-        generation_id
-    )
-    .fetch_optional(&inner.db)
-    .await?
-    .ok_or(ApiError::NotFound("generation"))?;
+/// A complete stream rebuilt from a stored answer (its original event log expired).
+async fn synthesized(inner: &Inner, answer_id: Uuid) -> Result<Vec<(u64, UiChunk)>, ApiError> {
+    let row = thread::replay_source(&inner.db, answer_id).await?.ok_or(ApiError::NotFound("generation"))?;
     let status = MessageStatus::parse(&row.status).unwrap_or(MessageStatus::Error);
     let mut log = TurnLog::default();
     log.push_control(UiChunk::Start {
-        message_id: Some(generation_id.to_string()),
+        message_id: Some(answer_id.to_string()),
         message_metadata: Some(StreamMetadata {
             status: Some(MessageStatus::Streaming),
             model: row.model.clone(),
@@ -111,19 +97,15 @@ async fn synthesized(inner: &Inner, generation_id: Uuid) -> Result<Vec<(u64, UiC
         }),
     });
     log.push_control(UiChunk::chat(row.chat_id, row.title));
-    log.push_control(UiChunk::StartStep);
-    for part in &row.parts.0 {
-        let kind = if part.is_text() { PartKind::Text } else { PartKind::Reasoning };
-        log.close_part();
-        log.push_content(kind, part.text());
-    }
-    log.close_part();
+    let content = TurnLog::replay(&row.parts.0);
+    let mut chunks = log.chunks(1, log.len());
+    chunks.extend(content.chunks(1, content.len()));
     if let Some(error) = &row.error {
-        log.push_control(UiChunk::Error { error_text: error.clone() });
+        chunks.push(UiChunk::Error { error_text: error.clone() });
     }
-    log.push_control(UiChunk::FinishStep);
-    log.push_control(UiChunk::Finish {
+    chunks.push(UiChunk::FinishStep);
+    chunks.push(UiChunk::Finish {
         message_metadata: Some(StreamMetadata { status: Some(status), error: row.error, ..StreamMetadata::default() }),
     });
-    Ok((1..=log.len()).filter_map(|seq| log.chunk(seq).map(|chunk| (seq, chunk))).collect())
+    Ok(chunks.into_iter().enumerate().map(|(index, chunk)| (index as u64 + 1, chunk)).collect())
 }

@@ -1,7 +1,7 @@
 //! The prompt: the system prompt plus the chat's stored history (never the client's copy), trimmed to a token
 //! budget by dropping the oldest messages first.
 
-use shared::{MessagePart, Role};
+use shared::{MessagePart, Role, ToolState};
 
 use crate::llm::{PromptMessage, PromptRole};
 
@@ -14,10 +14,11 @@ pub fn estimate_tokens(text: &str) -> usize {
 
 /// Builds the prompt from stored messages given newest first.
 ///
-/// Only answer text goes back to the model (reasoning is the model's scratchpad). Empty messages (e.g. an answer
-/// that failed before any text) are dropped, consecutive messages of one role are merged and the history starts
-/// with a user message, because several endpoints require alternating roles. The newest user message is always
-/// kept, even alone over budget.
+/// What goes back to the model is the text, and of the model's own answers their tool calls with results and
+/// their step boundaries; reasoning (the model's scratchpad) and tool calls without a result stay out. Empty
+/// messages (e.g. an answer that failed before any text) are dropped, consecutive messages of one role are merged
+/// and the history starts with a user message, because several endpoints require alternating roles. The newest
+/// user message is always kept, even alone over budget.
 pub fn build_prompt(
     system_prompt: Option<&str>,
     newest_first: &[(Role, Vec<MessagePart>)],
@@ -32,25 +33,26 @@ pub fn build_prompt(
             Role::Assistant => PromptRole::Assistant,
             Role::System | Role::Tool => continue,
         };
-        let text: String = parts.iter().filter(|p| p.is_text()).map(MessagePart::text).collect();
-        if text.trim().is_empty() {
+        let parts: Vec<MessagePart> = parts.iter().filter(|part| goes_back(role, part)).cloned().collect();
+        let has_text = parts.iter().any(|p| p.is_text() && !p.text().trim().is_empty());
+        if !has_text && !parts.iter().any(|p| matches!(p, MessagePart::Tool(_))) {
             continue;
         }
-        let cost = estimate_tokens(&text);
+        let cost = parts.iter().map(part_tokens).sum::<usize>();
         if cost > remaining && !kept.is_empty() {
             break;
         }
         remaining = remaining.saturating_sub(cost);
-        kept.push(PromptMessage { role, content: text });
+        kept.push(PromptMessage { role, parts });
     }
     kept.reverse();
-    // Merge runs of one role (oldest first now).
+    // Merge runs of one role (oldest first now), a blank line between their texts.
     let mut merged: Vec<PromptMessage> = Vec::with_capacity(kept.len() + 1);
     for message in kept {
         match merged.last_mut() {
             Some(last) if last.role == message.role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(&message.content);
+                last.parts.push(MessagePart::Text { text: "\n\n".to_owned() });
+                last.parts.extend(message.parts);
             }
             _ => merged.push(message),
         }
@@ -59,9 +61,33 @@ pub fn build_prompt(
         merged.remove(0);
     }
     if let Some(system) = system {
-        merged.insert(0, PromptMessage { role: PromptRole::System, content: system.to_owned() });
+        merged.insert(0, PromptMessage::text(PromptRole::System, system));
     }
     merged
+}
+
+/// Whether a stored part is sent back to the model.
+fn goes_back(role: PromptRole, part: &MessagePart) -> bool {
+    match part {
+        MessagePart::Text { .. } => true,
+        MessagePart::Tool(tool) => {
+            role == PromptRole::Assistant && matches!(tool.state, ToolState::OutputAvailable | ToolState::OutputError)
+        }
+        MessagePart::StepStart => role == PromptRole::Assistant,
+        _ => false,
+    }
+}
+
+/// Rough tokens of a part (see [`estimate_tokens`]).
+fn part_tokens(part: &MessagePart) -> usize {
+    match part {
+        MessagePart::Tool(tool) => {
+            let json = |value: &Option<serde_json::Value>| value.as_ref().map_or(0, |v| v.to_string().len());
+            estimate_tokens(&tool.tool_name) + (json(&tool.input) + json(&tool.output)).div_ceil(4)
+        }
+        MessagePart::StepStart => 0,
+        other => estimate_tokens(other.text()),
+    }
 }
 
 #[cfg(test)]
@@ -72,8 +98,12 @@ mod tests {
         vec![MessagePart::Text { text: t.into() }]
     }
 
-    fn roles(prompt: &[PromptMessage]) -> Vec<(PromptRole, &str)> {
-        prompt.iter().map(|m| (m.role, m.content.as_str())).collect()
+    fn roles(prompt: &[PromptMessage]) -> Vec<(PromptRole, String)> {
+        prompt.iter().map(|m| (m.role, m.text_content())).collect()
+    }
+
+    fn owned(expected: &[(PromptRole, &str)]) -> Vec<(PromptRole, String)> {
+        expected.iter().map(|(role, text)| (*role, (*text).to_owned())).collect()
     }
 
     #[test]
@@ -92,12 +122,12 @@ mod tests {
         let prompt = build_prompt(Some("Be brief."), &history, 10_000);
         assert_eq!(
             roles(&prompt),
-            vec![
+            owned(&[
                 (PromptRole::System, "Be brief."),
                 (PromptRole::User, "first question"),
                 (PromptRole::Assistant, "first answer"),
                 (PromptRole::User, "second question"),
-            ]
+            ])
         );
     }
 
@@ -132,6 +162,39 @@ mod tests {
             (Role::Assistant, text("orphan answer")),
         ];
         let prompt = build_prompt(None, &history, 10_000);
-        assert_eq!(roles(&prompt), vec![(PromptRole::User, "hello\n\nagain")]);
+        assert_eq!(roles(&prompt), owned(&[(PromptRole::User, "hello\n\nagain")]));
+    }
+
+    #[test]
+    fn an_answers_finished_tool_calls_go_back_and_unfinished_ones_do_not() {
+        let tool = |id: &str, state: ToolState| {
+            MessagePart::Tool(shared::ToolPart {
+                tool_call_id: id.into(),
+                tool_name: "lookup".into(),
+                state,
+                input: Some(serde_json::json!({})),
+                output: (state == ToolState::OutputAvailable).then(|| serde_json::json!(1)),
+                error_text: None,
+                provider_executed: None,
+            })
+        };
+        let answer = vec![
+            tool("done", ToolState::OutputAvailable),
+            tool("cut", ToolState::InputAvailable),
+            MessagePart::StepStart,
+            MessagePart::Text { text: "It is 1.".into() },
+        ];
+        let history = vec![(Role::User, text("more?")), (Role::Assistant, answer), (Role::User, text("what?"))];
+        let prompt = build_prompt(None, &history, 10_000);
+        let ids: Vec<&str> = prompt[1]
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                MessagePart::Tool(tool) => Some(tool.tool_call_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, ["done"]);
+        assert!(prompt[1].parts.contains(&MessagePart::StepStart));
     }
 }

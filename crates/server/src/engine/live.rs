@@ -8,7 +8,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::log::{PartKind, TurnLog};
+use shared::Content;
+
+use super::log::TurnLog;
 
 /// Why a running turn was cut short.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,14 +21,14 @@ pub enum CancelReason {
     ShuttingDown,
     /// The answer could not be saved for too long.
     NotSaved,
-    /// Another process recovered (interrupted) this generation: it must not be written any more.
+    /// Another process recovered (interrupted) this answer: it must not be written any more.
     Abandoned,
 }
 
 /// A turn running in this process.
 pub struct LiveTurn {
-    /// Generation (= assistant message) id.
-    pub generation_id: Uuid,
+    /// The answer's (assistant message's) id.
+    pub answer_id: Uuid,
     /// Chat id.
     pub chat_id: Uuid,
     log: Mutex<TurnLog>,
@@ -57,9 +59,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl LiveTurn {
     /// A turn with an empty log.
-    pub fn new(generation_id: Uuid, chat_id: Uuid) -> Arc<Self> {
+    pub fn new(answer_id: Uuid, chat_id: Uuid) -> Arc<Self> {
         Arc::new(Self {
-            generation_id,
+            answer_id,
             chat_id,
             log: Mutex::new(TurnLog::default()),
             len: watch::channel(0).0,
@@ -75,9 +77,9 @@ impl LiveTurn {
         self.update(|log| log.push_control(chunk));
     }
 
-    /// Appends content and wakes subscribers.
-    pub fn push_content(&self, kind: PartKind, text: &str) {
-        self.update(|log| log.push_content(kind, text));
+    /// Appends what the model said and wakes subscribers.
+    pub fn push(&self, content: Content) {
+        self.update(|log| log.push(content));
     }
 
     /// Runs `f` on the log, then wakes subscribers.
@@ -144,10 +146,10 @@ impl LiveTurn {
             let mut cursor = after;
             loop {
                 rx.borrow_and_update();
-                let (chunks, finished) = turn.read(|log| (log.chunks(cursor + 1, log.len()), log.is_finished()));
-                for chunk in chunks {
-                    cursor += 1;
-                    yield (cursor, chunk);
+                let (chunks, finished) = turn.read(|log| (log.numbered_chunks(cursor + 1, log.len()), log.is_finished()));
+                for (seq, chunk) in chunks {
+                    cursor = seq;
+                    yield (seq, chunk);
                 }
                 if finished {
                     break;

@@ -1,39 +1,45 @@
-//! The in-memory event log of one turn.
+//! The in-memory event log of one turn: the one place where what a model said ([`Content`]) becomes numbered
+//! stream chunks ([`UiChunk`]) and the answer's parts ([`MessagePart`]).
 //!
-//! Every event has a sequence number (1, 2, 3, ...). Content is stored once, as the growing text of each part,
-//! and a delta event is just a byte range into it, so a turn of N tokens costs N small entries rather than N
-//! strings. Events are turned into UI-message-stream chunks only when a client or a checkpoint reads them.
+//! Every event has a sequence number (1, 2, 3, ...). Content is stored once, as the growing text of each part
+//! (answer text, reasoning, or a tool call's arguments as JSON text), and a delta event is just a byte range into
+//! it, so a turn of N tokens costs N small entries rather than N strings. Events are turned into chunks only when a
+//! client or a checkpoint reads them.
 
-use serde::{Deserialize, Serialize};
-use shared::{MessagePart, UiChunk};
+use shared::{Content, MessagePart, ToolPart, ToolState, UiChunk};
 
-/// Kind of a content part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PartKind {
-    /// Answer text.
+/// What a part holds besides its streamed text.
+#[derive(Debug)]
+enum Body {
+    /// Answer text (the text is the part).
     Text,
-    /// Reasoning.
+    /// Reasoning (the text is the part).
     Reasoning,
+    /// A tool call; the text is its arguments' JSON as it streamed.
+    Tool(Box<ToolPart>),
+    /// A cited source.
+    Source { source_id: String, url: String, title: Option<String> },
+    /// The start of a step after the first.
+    Step,
 }
 
 #[derive(Debug)]
 struct Part {
-    kind: PartKind,
+    body: Body,
     text: String,
-    open: bool,
 }
 
 /// One event: 8 bytes. A delta stores where it ends; it starts where the part's previous delta (or its start)
 /// left off, because a part's deltas are contiguous in its text, whatever other entries come between them.
 #[derive(Debug, Clone, Copy)]
 enum Entry {
-    /// A control chunk, stored in `controls`.
+    /// A chunk stored as is, in `controls`.
     Control(u32),
+    /// A part begins (`text-start`, `reasoning-start`, `tool-input-start`, `source-url`).
     Start(u16),
-    Delta {
-        part: u16,
-        end: u32,
-    },
+    /// More of a part's text (`text-delta`, `reasoning-delta`, `tool-input-delta`).
+    Delta { part: u16, end: u32 },
+    /// A part is complete (`text-end`, `reasoning-end`, `tool-input-available`).
     End(u16),
 }
 
@@ -43,11 +49,31 @@ pub struct TurnLog {
     parts: Vec<Part>,
     entries: Vec<Entry>,
     controls: Vec<UiChunk>,
+    /// The text or reasoning part that more of the same kind joins.
+    open: Option<u16>,
     sealed: bool,
     finished: bool,
 }
 
 impl TurnLog {
+    /// A log that replays a stored answer (its own event log expired): its parts as content, in steps.
+    pub fn replay(parts: &[MessagePart]) -> Self {
+        let mut log = Self::default();
+        log.start_step();
+        for part in parts {
+            log.close_part();
+            match Content::of_part(part) {
+                Some(content) => content.into_iter().for_each(|c| log.push(c)),
+                None => {
+                    log.finish_step();
+                    log.start_step();
+                }
+            }
+        }
+        log.close_part();
+        log
+    }
+
     /// Number of events (= the last sequence number).
     pub fn len(&self) -> u64 {
         self.entries.len() as u64
@@ -70,13 +96,7 @@ impl TurnLog {
 
     /// The chunks [`TurnLog::finish_with`] will append: the end of the open part, if any, then `terminal`.
     pub fn closing_chunks(&self, terminal: &[UiChunk]) -> Vec<UiChunk> {
-        let open_end = self.parts.last().filter(|p| p.open).map(|p| {
-            let id = part_id((self.parts.len() - 1) as u16);
-            match p.kind {
-                PartKind::Text => UiChunk::TextEnd { id },
-                PartKind::Reasoning => UiChunk::ReasoningEnd { id },
-            }
-        });
+        let open_end = self.open.and_then(|part| self.end_chunk(part));
         open_end.into_iter().chain(terminal.iter().cloned()).collect()
     }
 
@@ -93,7 +113,7 @@ impl TurnLog {
         self.finished
     }
 
-    /// Appends a control chunk (anything but text and reasoning content).
+    /// Appends a chunk that is not content (`start`, `data-*`, `finish`, ...).
     pub fn push_control(&mut self, chunk: UiChunk) {
         if chunk.is_finish() {
             self.finished = true;
@@ -102,35 +122,131 @@ impl TurnLog {
         self.controls.push(chunk);
     }
 
-    /// Appends content, opening a new part when the kind changes.
-    pub fn push_content(&mut self, kind: PartKind, text: &str) {
+    /// Starts a model step: a `start-step` chunk, and for every step after the first a step boundary part.
+    pub fn start_step(&mut self) {
+        self.close_part();
+        if !self.parts.is_empty() {
+            self.parts.push(Part { body: Body::Step, text: String::new() });
+        }
+        self.push_control(UiChunk::StartStep);
+    }
+
+    /// Ends a model step: closes the open part and appends `finish-step`.
+    pub fn finish_step(&mut self) {
+        self.close_part();
+        self.push_control(UiChunk::FinishStep);
+    }
+
+    /// Appends what a model said.
+    pub fn push(&mut self, content: Content) {
+        match content {
+            Content::Text(text) => self.push_streamed(Body::Text, &text),
+            Content::Reasoning(text) => self.push_streamed(Body::Reasoning, &text),
+            Content::ToolInputStart { tool_call_id, tool_name, provider_executed } => {
+                self.close_part();
+                let tool = tool_part(tool_call_id, tool_name, provider_executed, ToolState::InputStreaming);
+                let index = self.add_part(Body::Tool(Box::new(tool)));
+                self.entries.push(Entry::Start(index));
+            }
+            Content::ToolInputDelta { tool_call_id, delta } => {
+                let Some(index) = self.tool_index(&tool_call_id, |t| t.state == ToolState::InputStreaming) else {
+                    return;
+                };
+                if !delta.is_empty() {
+                    self.append(index, &delta);
+                }
+            }
+            Content::ToolInput { tool_call_id, tool_name, input, provider_executed } => {
+                let index = match self.tool_index(&tool_call_id, |t| t.state == ToolState::InputStreaming) {
+                    Some(index) => index,
+                    None => {
+                        self.close_part();
+                        let tool = tool_part(tool_call_id, tool_name, provider_executed, ToolState::InputAvailable);
+                        self.add_part(Body::Tool(Box::new(tool)))
+                    }
+                };
+                if let Body::Tool(tool) = &mut self.parts[index as usize].body {
+                    tool.state = ToolState::InputAvailable;
+                    tool.input = Some(input);
+                }
+                self.entries.push(Entry::End(index));
+            }
+            Content::ToolOutput { tool_call_id, output } => {
+                let Some(index) = self.tool_index(&tool_call_id, |_| true) else { return };
+                let Body::Tool(tool) = &mut self.parts[index as usize].body else { return };
+                tool.state = ToolState::OutputAvailable;
+                tool.output = Some(output.clone());
+                let chunk = UiChunk::ToolOutputAvailable {
+                    tool_call_id,
+                    output,
+                    provider_executed: tool.provider_executed,
+                    dynamic: Some(true),
+                };
+                self.push_control(chunk);
+            }
+            Content::ToolError { tool_call_id, error_text } => {
+                let Some(index) = self.tool_index(&tool_call_id, |_| true) else { return };
+                let Body::Tool(tool) = &mut self.parts[index as usize].body else { return };
+                tool.state = ToolState::OutputError;
+                tool.error_text = Some(error_text.clone());
+                let chunk = UiChunk::ToolOutputError {
+                    tool_call_id,
+                    error_text,
+                    provider_executed: tool.provider_executed,
+                    dynamic: Some(true),
+                };
+                self.push_control(chunk);
+            }
+            Content::Source { source_id, url, title } => {
+                // A citation does not interrupt the text it belongs to: the open part stays open.
+                let index = self.add_part(Body::Source { source_id, url, title });
+                self.entries.push(Entry::Start(index));
+            }
+        }
+    }
+
+    /// Closes the open text or reasoning part, if any (before a step ends or the turn finishes).
+    pub fn close_part(&mut self) {
+        if let Some(part) = self.open.take() {
+            self.entries.push(Entry::End(part));
+        }
+    }
+
+    fn push_streamed(&mut self, body: Body, text: &str) {
         if text.is_empty() {
             return;
         }
-        let index = match self.parts.last() {
-            Some(part) if part.open && part.kind == kind => self.parts.len() - 1,
+        let same_kind = |part: &Part| std::mem::discriminant(&part.body) == std::mem::discriminant(&body);
+        let index = match self.open {
+            Some(open) if same_kind(&self.parts[open as usize]) => open,
             _ => {
                 self.close_part();
-                self.parts.push(Part { kind, text: String::new(), open: true });
-                let index = self.parts.len() - 1;
-                self.entries.push(Entry::Start(index as u16));
+                let index = self.add_part(body);
+                self.entries.push(Entry::Start(index));
+                self.open = Some(index);
                 index
             }
         };
-        let part = &mut self.parts[index];
-        part.text.push_str(text);
-        self.entries.push(Entry::Delta { part: index as u16, end: part.text.len() as u32 });
+        self.append(index, text);
     }
 
-    /// Closes the open part, if any (before a step ends or the turn finishes).
-    pub fn close_part(&mut self) {
-        if let Some(part) = self.parts.last_mut()
-            && part.open
-        {
-            part.open = false;
-            let index = (self.parts.len() - 1) as u16;
-            self.entries.push(Entry::End(index));
-        }
+    fn add_part(&mut self, body: Body) -> u16 {
+        self.parts.push(Part { body, text: String::new() });
+        (self.parts.len() - 1) as u16
+    }
+
+    fn append(&mut self, index: u16, text: &str) {
+        let part = &mut self.parts[index as usize];
+        part.text.push_str(text);
+        self.entries.push(Entry::Delta { part: index, end: part.text.len() as u32 });
+    }
+
+    /// The newest tool part of a call that satisfies `filter`.
+    fn tool_index(&self, tool_call_id: &str, filter: impl Fn(&ToolPart) -> bool) -> Option<u16> {
+        self.parts
+            .iter()
+            .rposition(|part| matches!(&part.body, Body::Tool(t) if t.tool_call_id == tool_call_id && filter(t)))
+            .map(|index| index as u16)
     }
 
     /// The entry with sequence number `seq` (1-based) and its index.
@@ -140,9 +256,9 @@ impl TurnLog {
     }
 
     /// The text of the delta at `index`: from where the part's previous delta ended (or from the part's start) to
-    /// its own end. Other entries (a title, a status) may sit between two deltas of one part; they are skipped,
-    /// never taken for the part's start, or the delta after them would repeat the part's whole text. The walk back
-    /// is one step for a plain stream and a few when something came in between.
+    /// its own end. Other entries (a title, a status, another part's delta) may sit between two deltas of one
+    /// part; they are skipped, never taken for the part's start, or the delta after them would repeat the part's
+    /// whole text. The walk back is one step for a plain stream and a few when something came in between.
     fn delta_text(&self, index: usize, part: u16, end: u32) -> &str {
         let start = self.entries[..index]
             .iter()
@@ -159,141 +275,137 @@ impl TurnLog {
     /// The chunk with sequence number `seq` (1-based).
     pub fn chunk(&self, seq: u64) -> Option<UiChunk> {
         let (index, entry) = self.entry(seq)?;
-        Some(match entry {
-            Entry::Control(index) => self.controls[index as usize].clone(),
-            Entry::Start(part) => match self.parts[part as usize].kind {
-                PartKind::Text => UiChunk::TextStart { id: part_id(part) },
-                PartKind::Reasoning => UiChunk::ReasoningStart { id: part_id(part) },
-            },
+        let id = |part: u16| part.to_string();
+        match entry {
+            Entry::Control(control) => Some(self.controls[control as usize].clone()),
+            Entry::Start(part) => Some(match &self.parts[part as usize].body {
+                Body::Text => UiChunk::TextStart { id: id(part) },
+                Body::Reasoning => UiChunk::ReasoningStart { id: id(part) },
+                Body::Tool(tool) => UiChunk::ToolInputStart {
+                    tool_call_id: tool.tool_call_id.clone(),
+                    tool_name: tool.tool_name.clone(),
+                    provider_executed: tool.provider_executed,
+                    dynamic: Some(true),
+                },
+                Body::Source { source_id, url, title } => {
+                    UiChunk::SourceUrl { source_id: source_id.clone(), url: url.clone(), title: title.clone() }
+                }
+                Body::Step => return None,
+            }),
             Entry::Delta { part, end } => {
                 let delta = self.delta_text(index, part, end).to_owned();
-                match self.parts[part as usize].kind {
-                    PartKind::Text => UiChunk::TextDelta { id: part_id(part), delta },
-                    PartKind::Reasoning => UiChunk::ReasoningDelta { id: part_id(part), delta },
-                }
+                Some(match &self.parts[part as usize].body {
+                    Body::Reasoning => UiChunk::ReasoningDelta { id: id(part), delta },
+                    Body::Tool(tool) => {
+                        UiChunk::ToolInputDelta { tool_call_id: tool.tool_call_id.clone(), input_text_delta: delta }
+                    }
+                    _ => UiChunk::TextDelta { id: id(part), delta },
+                })
             }
-            Entry::End(part) => match self.parts[part as usize].kind {
-                PartKind::Text => UiChunk::TextEnd { id: part_id(part) },
-                PartKind::Reasoning => UiChunk::ReasoningEnd { id: part_id(part) },
+            Entry::End(part) => self.end_chunk(part),
+        }
+    }
+
+    fn end_chunk(&self, part: u16) -> Option<UiChunk> {
+        Some(match &self.parts[part as usize].body {
+            Body::Text => UiChunk::TextEnd { id: part.to_string() },
+            Body::Reasoning => UiChunk::ReasoningEnd { id: part.to_string() },
+            Body::Tool(tool) => UiChunk::ToolInputAvailable {
+                tool_call_id: tool.tool_call_id.clone(),
+                tool_name: tool.tool_name.clone(),
+                input: tool.input.clone().unwrap_or_default(),
+                provider_executed: tool.provider_executed,
+                dynamic: Some(true),
             },
+            Body::Source { .. } | Body::Step => return None,
         })
+    }
+
+    /// Chunks with sequence numbers in `first..=last`, each with its number.
+    pub fn numbered_chunks(&self, first: u64, last: u64) -> Vec<(u64, UiChunk)> {
+        (first.max(1)..=last.min(self.len())).filter_map(|seq| Some((seq, self.chunk(seq)?))).collect()
     }
 
     /// Chunks with sequence numbers in `first..=last`.
     pub fn chunks(&self, first: u64, last: u64) -> Vec<UiChunk> {
-        (first..=last.min(self.len())).filter_map(|seq| self.chunk(seq)).collect()
+        self.numbered_chunks(first, last).into_iter().map(|(_, chunk)| chunk).collect()
     }
 
     /// The content so far, as stored message parts.
     pub fn parts(&self) -> Vec<MessagePart> {
         self.parts
             .iter()
-            .map(|p| match p.kind {
-                PartKind::Text => MessagePart::Text { text: p.text.clone() },
-                PartKind::Reasoning => MessagePart::Reasoning { text: p.text.clone() },
+            .map(|part| match &part.body {
+                Body::Text => MessagePart::Text { text: part.text.clone() },
+                Body::Reasoning => MessagePart::Reasoning { text: part.text.clone() },
+                Body::Tool(tool) => MessagePart::Tool((**tool).clone()),
+                Body::Source { source_id, url, title } => {
+                    MessagePart::SourceUrl { source_id: source_id.clone(), url: url.clone(), title: title.clone() }
+                }
+                Body::Step => MessagePart::StepStart,
             })
             .collect()
     }
 
     /// All answer text so far.
     pub fn text(&self) -> String {
-        self.parts.iter().filter(|p| p.kind == PartKind::Text).map(|p| p.text.as_str()).collect()
+        self.parts.iter().filter(|p| matches!(p.body, Body::Text)).map(|p| p.text.as_str()).collect()
+    }
+
+    /// The tool calls of the current step that this server must run (complete, not run by the model's side, no
+    /// result yet), in order.
+    pub fn pending_tool_calls(&self) -> Vec<ToolPart> {
+        let step_start = self.parts.iter().rposition(|p| matches!(p.body, Body::Step)).map_or(0, |i| i + 1);
+        self.parts[step_start..]
+            .iter()
+            .filter_map(|part| match &part.body {
+                Body::Tool(tool) if tool.state == ToolState::InputAvailable && tool.provider_executed != Some(true) => {
+                    Some((**tool).clone())
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Approximate heap bytes held (for memory accounting in benchmarks and logs).
     pub fn heap_bytes(&self) -> usize {
         self.parts.iter().map(|p| p.text.capacity()).sum::<usize>()
+            + self.parts.capacity() * std::mem::size_of::<Part>()
             + self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.controls.capacity() * std::mem::size_of::<UiChunk>()
     }
 }
 
-/// An event as stored in `chat.generation_events`: content deltas as compact arrays (`["t", 1, " word"]`, a
-/// third of the size of the chunk JSON, and most events are deltas), anything else as its UI chunk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum StoredEvent {
-    /// `[kind, part, text]`.
-    Delta(StoredKind, u16, String),
-    /// Any other chunk.
-    Chunk(UiChunk),
-}
-
-/// Kind of a stored delta.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StoredKind {
-    /// Answer text.
-    #[serde(rename = "t")]
-    Text,
-    /// Reasoning.
-    #[serde(rename = "r")]
-    Reasoning,
-}
-
-impl From<StoredEvent> for UiChunk {
-    fn from(event: StoredEvent) -> Self {
-        match event {
-            StoredEvent::Delta(StoredKind::Text, part, delta) => UiChunk::TextDelta { id: part_id(part), delta },
-            StoredEvent::Delta(StoredKind::Reasoning, part, delta) => {
-                UiChunk::ReasoningDelta { id: part_id(part), delta }
-            }
-            StoredEvent::Chunk(chunk) => chunk,
-        }
+fn tool_part(tool_call_id: String, tool_name: String, provider_executed: bool, state: ToolState) -> ToolPart {
+    ToolPart {
+        tool_call_id,
+        tool_name,
+        state,
+        input: None,
+        output: None,
+        error_text: None,
+        provider_executed: provider_executed.then_some(true),
     }
-}
-
-impl From<UiChunk> for StoredEvent {
-    fn from(chunk: UiChunk) -> Self {
-        let part = |id: &str| id.parse::<u16>().ok();
-        match chunk {
-            UiChunk::TextDelta { id, delta } if part(&id).is_some() => {
-                StoredEvent::Delta(StoredKind::Text, part(&id).unwrap_or_default(), delta)
-            }
-            UiChunk::ReasoningDelta { id, delta } if part(&id).is_some() => {
-                StoredEvent::Delta(StoredKind::Reasoning, part(&id).unwrap_or_default(), delta)
-            }
-            other => StoredEvent::Chunk(other),
-        }
-    }
-}
-
-impl TurnLog {
-    /// Events `first..=last` in their stored form.
-    pub fn stored_events(&self, first: u64, last: u64) -> Vec<StoredEvent> {
-        (first..=last.min(self.len()))
-            .filter_map(|seq| {
-                let (index, entry) = self.entry(seq)?;
-                Some(match entry {
-                    Entry::Delta { part, end } => {
-                        let kind = match self.parts[part as usize].kind {
-                            PartKind::Text => StoredKind::Text,
-                            PartKind::Reasoning => StoredKind::Reasoning,
-                        };
-                        StoredEvent::Delta(kind, part, self.delta_text(index, part, end).to_owned())
-                    }
-                    _ => StoredEvent::Chunk(self.chunk(seq)?),
-                })
-            })
-            .collect()
-    }
-}
-
-/// Part ids are the part's index: stable across replays and processes.
-fn part_id(part: u16) -> String {
-    part.to_string()
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use shared::Answer;
+
     use super::*;
+
+    fn text(t: &str) -> Content {
+        Content::Text(t.to_owned())
+    }
 
     #[test]
     fn content_becomes_start_delta_end_chunks_with_sequence_numbers() {
         let mut log = TurnLog::default();
-        log.push_control(UiChunk::StartStep);
-        log.push_content(PartKind::Reasoning, "hmm");
-        log.push_content(PartKind::Text, "Hel");
-        log.push_content(PartKind::Text, "lo");
+        log.start_step();
+        log.push(Content::Reasoning("hmm".into()));
+        log.push(text("Hel"));
+        log.push(text("lo"));
         log.close_part();
         log.push_control(UiChunk::Finish { message_metadata: None });
 
@@ -323,7 +435,7 @@ mod tests {
         let terminal = vec![UiChunk::FinishStep, UiChunk::Finish { message_metadata: None }];
         for open in [true, false] {
             let mut log = TurnLog::default();
-            log.push_content(PartKind::Reasoning, "a");
+            log.push(Content::Reasoning("a".into()));
             if !open {
                 log.close_part();
             }
@@ -335,21 +447,6 @@ mod tests {
     }
 
     #[test]
-    fn stored_events_are_compact_and_turn_back_into_the_same_chunks() {
-        let mut log = TurnLog::default();
-        log.push_control(UiChunk::StartStep);
-        log.push_content(PartKind::Reasoning, "why");
-        log.push_content(PartKind::Text, " w1");
-        log.close_part();
-        let stored = log.stored_events(1, log.len());
-        let json = serde_json::to_string(&stored).expect("serializes");
-        assert!(json.contains(r#"["r",0,"why"]"#) && json.contains(r#"["t",1," w1"]"#), "{json}");
-        let back: Vec<StoredEvent> = serde_json::from_str(&json).expect("parses");
-        let chunks: Vec<UiChunk> = back.into_iter().map(UiChunk::from).collect();
-        assert_eq!(chunks, log.chunks(1, log.len()));
-    }
-
-    #[test]
     fn an_entry_is_eight_bytes() {
         assert_eq!(std::mem::size_of::<Entry>(), 8);
     }
@@ -358,43 +455,135 @@ mod tests {
     fn closing_twice_or_without_a_part_adds_nothing() {
         let mut log = TurnLog::default();
         log.close_part();
-        log.push_content(PartKind::Text, "x");
+        log.push(text("x"));
         log.close_part();
         log.close_part();
-        log.push_content(PartKind::Text, "");
+        log.push(text(""));
         assert_eq!(log.len(), 3);
-    }
-
-    #[test]
-    fn a_control_chunk_between_two_deltas_does_not_repeat_the_text_before_it() {
-        let mut log = TurnLog::default();
-        log.push_content(PartKind::Text, "w1");
-        log.push_content(PartKind::Text, " w2");
-        log.push_control(UiChunk::chat(uuid::Uuid::nil(), "A title mid-answer"));
-        log.push_control(UiChunk::status(shared::TurnState::Running));
-        log.push_content(PartKind::Text, " w3");
-        log.push_content(PartKind::Reasoning, "r1");
-        log.push_control(UiChunk::chat(uuid::Uuid::nil(), "Another"));
-        log.push_content(PartKind::Reasoning, " r2");
-        let deltas = |chunks: Vec<UiChunk>| -> Vec<String> {
-            chunks
-                .into_iter()
-                .filter_map(|chunk| match chunk {
-                    UiChunk::TextDelta { delta, .. } | UiChunk::ReasoningDelta { delta, .. } => Some(delta),
-                    _ => None,
-                })
-                .collect()
-        };
-        assert_eq!(deltas(log.chunks(1, log.len())), ["w1", " w2", " w3", "r1", " r2"]);
-        let stored: Vec<UiChunk> = log.stored_events(1, log.len()).into_iter().map(UiChunk::from).collect();
-        assert_eq!(deltas(stored), ["w1", " w2", " w3", "r1", " r2"], "checkpoints store the same deltas");
     }
 
     #[test]
     fn multibyte_text_is_sliced_on_character_boundaries() {
         let mut log = TurnLog::default();
-        log.push_content(PartKind::Text, "café ");
-        log.push_content(PartKind::Text, "🚀");
+        log.push(text("café "));
+        log.push(text("🚀"));
         assert_eq!(log.chunk(3), Some(UiChunk::TextDelta { id: "0".into(), delta: "🚀".into() }));
+    }
+
+    #[test]
+    fn a_control_chunk_between_two_deltas_does_not_repeat_the_text_before_it() {
+        let mut log = TurnLog::default();
+        log.push(text("w1"));
+        log.push(text(" w2"));
+        log.push_control(UiChunk::chat(uuid::Uuid::nil(), "A title mid-answer"));
+        log.push_control(UiChunk::status(shared::TurnState::Running));
+        log.push(text(" w3"));
+        log.push(Content::Reasoning("r1".into()));
+        log.push_control(UiChunk::chat(uuid::Uuid::nil(), "Another"));
+        log.push(Content::Reasoning(" r2".into()));
+        let deltas: Vec<String> = log
+            .chunks(1, log.len())
+            .into_iter()
+            .filter_map(|chunk| match chunk {
+                UiChunk::TextDelta { delta, .. } | UiChunk::ReasoningDelta { delta, .. } => Some(delta),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deltas, ["w1", " w2", " w3", "r1", " r2"]);
+    }
+
+    /// A two-step answer with a tool call whose arguments of two calls interleave, and a citation mid-text.
+    fn tool_turn() -> TurnLog {
+        let mut log = TurnLog::default();
+        log.start_step();
+        log.push(text("Let me look."));
+        for (id, name) in [("c1", "lookup"), ("c2", "search")] {
+            log.push(Content::ToolInputStart {
+                tool_call_id: id.into(),
+                tool_name: name.into(),
+                provider_executed: false,
+            });
+        }
+        for (id, delta) in [("c1", "{\"q\":"), ("c2", "{\"w\":"), ("c1", "1}"), ("c2", "2}")] {
+            log.push(Content::ToolInputDelta { tool_call_id: id.into(), delta: delta.into() });
+        }
+        for (id, name, input) in [("c1", "lookup", json!({"q": 1})), ("c2", "search", json!({"w": 2}))] {
+            log.push(Content::ToolInput {
+                tool_call_id: id.into(),
+                tool_name: name.into(),
+                input,
+                provider_executed: false,
+            });
+        }
+        log.finish_step();
+        log.push(Content::ToolOutput { tool_call_id: "c1".into(), output: json!(42) });
+        log.push(Content::ToolError { tool_call_id: "c2".into(), error_text: "no such word".into() });
+        log.start_step();
+        log.push(text("It is "));
+        log.push(Content::Source { source_id: "s1".into(), url: "https://docs".into(), title: None });
+        log.push(text("42."));
+        log.finish_step();
+        log
+    }
+
+    #[test]
+    fn interleaved_tool_arguments_stream_without_repeats() {
+        let log = tool_turn();
+        let deltas: Vec<(String, String)> = log
+            .chunks(1, log.len())
+            .into_iter()
+            .filter_map(|chunk| match chunk {
+                UiChunk::ToolInputDelta { tool_call_id, input_text_delta } => Some((tool_call_id, input_text_delta)),
+                _ => None,
+            })
+            .collect();
+        let of = |id: &str| deltas.iter().filter(|(c, _)| c == id).map(|(_, d)| d.as_str()).collect::<String>();
+        assert_eq!((of("c1"), of("c2")), ("{\"q\":1}".to_owned(), "{\"w\":2}".to_owned()));
+    }
+
+    #[test]
+    fn a_client_assembles_exactly_the_parts_the_log_stores() {
+        let log = tool_turn();
+        let mut answer = Answer::default();
+        for chunk in log.chunks(1, log.len()) {
+            answer.apply(&chunk);
+        }
+        assert_eq!(answer.parts, log.parts());
+        assert_eq!(answer.text(), "Let me look.It is 42.");
+    }
+
+    #[test]
+    fn pending_tool_calls_are_the_current_steps_complete_calls_without_a_result() {
+        let mut log = TurnLog::default();
+        log.start_step();
+        log.push(Content::ToolInput {
+            tool_call_id: "a".into(),
+            tool_name: "t".into(),
+            input: json!({}),
+            provider_executed: false,
+        });
+        log.push(Content::ToolInput {
+            tool_call_id: "b".into(),
+            tool_name: "t".into(),
+            input: json!({}),
+            provider_executed: true,
+        });
+        log.push(Content::ToolInputStart { tool_call_id: "c".into(), tool_name: "t".into(), provider_executed: false });
+        let pending: Vec<String> = log.pending_tool_calls().into_iter().map(|t| t.tool_call_id).collect();
+        assert_eq!(pending, ["a"], "not the model's own, not one still streaming");
+        log.push(Content::ToolOutput { tool_call_id: "a".into(), output: json!(1) });
+        assert!(log.pending_tool_calls().is_empty());
+    }
+
+    #[test]
+    fn a_replay_of_the_stored_parts_gives_the_same_parts() {
+        let log = tool_turn();
+        let replayed = TurnLog::replay(&log.parts());
+        assert_eq!(replayed.parts(), log.parts());
+        let mut answer = Answer::default();
+        for chunk in replayed.chunks(1, replayed.len()) {
+            answer.apply(&chunk);
+        }
+        assert_eq!(answer.parts, log.parts());
     }
 }

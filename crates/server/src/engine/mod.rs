@@ -1,20 +1,25 @@
-//! The turn engine: runs each assistant answer as its own task, detached from the HTTP request that started it.
+//! The turn engine: runs each turn (a user message and its answer) as its own task, detached from the HTTP request
+//! that started it.
 //!
-//! A turn is stored before the model is called (user message + an assistant message with status `streaming`,
-//! in one transaction). Its events go to an in-memory [`log::TurnLog`] that local subscribers read, and are
-//! checkpointed to PostgreSQL at least once a second so any process can replay them (resume after a refresh, a
-//! proxy cut, or on another replica). Every exit writes a terminal status: `complete`, `stopped`, `error`, or —
+//! A turn is stored before the model is called (user message + an answer with status `streaming`, in one
+//! transaction; [`start`]). It then runs as a loop of steps ([`turn`]): a model call ([`step`]), and, when the
+//! model asks for tools, their calls ([`crate::tools`]) before the next call. Its events go to an in-memory
+//! [`log::TurnLog`] that local subscribers read, and are checkpointed to PostgreSQL at least once a second and at
+//! every step boundary, so any process can replay them (resume after a refresh, a proxy cut, or on another
+//! replica; [`follow`]). Every exit writes a terminal status ([`finish`]): `complete`, `stopped`, `error`, or —
 //! when the process dies — `interrupted`, set by whichever process notices first (see [`background`]).
 
 mod background;
 mod checkpoint;
+mod finish;
 mod follow;
 pub mod history;
 mod live;
 pub mod log;
-mod producer;
 mod start;
+mod step;
 pub mod title;
+mod turn;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -31,10 +36,11 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::config::{Config, EngineConfig};
-use crate::db::{chats, generations};
+use crate::db::{answers, chats, thread};
 use crate::error::ApiError;
 use crate::limits::{ConcurrentTurns, TurnRate};
-use crate::llm::{ChatModel, ModelCatalog, ModelDirectory};
+use crate::llm::{ChatModel, ModelCatalog, ModelDirectory, ModelEntry};
+use crate::tools::{NoTools, ToolRunner};
 
 pub use live::{CancelReason, LiveTurn};
 pub use start::TurnInput;
@@ -86,6 +92,8 @@ struct Inner {
     prompt: PromptSettings,
     models: Arc<ModelDirectory>,
     model: Option<Arc<dyn ChatModel>>,
+    /// Tools the models may call.
+    tools: Arc<dyn ToolRunner>,
     worker_id: i64,
     live: Mutex<HashMap<Uuid, Arc<LiveTurn>>>,
     /// Turns each user may start per minute.
@@ -99,7 +107,7 @@ struct Inner {
     accepting: AtomicBool,
     /// Running turns (what a shutdown drains).
     tasks: TaskTracker,
-    /// Stops background loops and ends followers of other processes' generations at shutdown.
+    /// Stops background loops and ends followers of other processes' answers at shutdown.
     closing: CancellationToken,
     background: background::Handles,
 }
@@ -127,6 +135,7 @@ impl Engine {
             prompt: PromptSettings::from_config(config),
             models,
             model,
+            tools: Arc::new(NoTools),
             worker_id,
             live: Mutex::new(HashMap::new()),
             turn_rate: TurnRate::new(config.engine.turns_per_minute),
@@ -142,7 +151,7 @@ impl Engine {
         Ok(Self { inner })
     }
 
-    /// An engine with no model and no background tasks: it serves reads (stored generations) but starts no
+    /// An engine with no model and no background tasks: it serves reads (stored answers) but starts no
     /// turns. For tools and tests that run the read routes without a reachable database.
     pub fn detached(db: PgPool, config: &Config) -> Self {
         Self {
@@ -152,6 +161,7 @@ impl Engine {
                 prompt: PromptSettings::from_config(config),
                 models: Arc::new(ModelDirectory::fixed(ModelCatalog::default())),
                 model: None,
+                tools: Arc::new(NoTools),
                 worker_id: background::new_worker_id(),
                 live: Mutex::new(HashMap::new()),
                 turn_rate: TurnRate::new(config.engine.turns_per_minute),
@@ -182,75 +192,72 @@ impl Engine {
         catalog: &ModelCatalog,
         requested: Option<&str>,
         chat_model: Option<&str>,
-    ) -> Result<String, ApiError> {
+    ) -> Result<ModelEntry, ApiError> {
         if self.inner.model.is_none() || catalog.is_empty() {
             return Err(ApiError::NoModel(self.models_hint()));
         }
         if let Some(requested) = requested {
-            return catalog.get(requested).map(|m| m.id.clone()).ok_or_else(|| {
+            return catalog.get(requested).cloned().ok_or_else(|| {
                 let offered: Vec<&str> = catalog.entries().iter().map(|e| e.id.as_str()).collect();
                 ApiError::bad_request(format!("unknown model `{requested}`; offered: {}", offered.join(", ")))
             });
         }
         let chosen = chat_model.and_then(|m| catalog.get(m)).or_else(|| catalog.default_model());
-        chosen.map(|m| m.id.clone()).ok_or_else(|| ApiError::NoModel(self.models_hint()))
+        chosen.cloned().ok_or_else(|| ApiError::NoModel(self.models_hint()))
     }
 
-    /// The generation running in a chat of this owner (404 if the chat is not theirs).
+    /// The answer streaming in a chat of this owner (404 if the chat is not theirs).
     pub async fn running_in_chat(&self, owner_id: &str, chat_id: Uuid) -> Result<Option<Uuid>, ApiError> {
         chats::fetch_chat(&self.inner.db, owner_id, chat_id).await?.ok_or(ApiError::NotFound("chat"))?;
-        Ok(generations::running_generation(&self.inner.db, chat_id).await?)
+        Ok(answers::running_answer(&self.inner.db, chat_id).await?)
     }
 
-    /// The latest generation of a chat: (id, running).
+    /// The latest answer of a chat: (id, streaming).
     pub async fn latest_in_chat(&self, chat_id: Uuid) -> Result<Option<(Uuid, bool)>, ApiError> {
-        Ok(generations::latest_generation(&self.inner.db, chat_id).await?)
+        Ok(thread::latest_answer(&self.inner.db, chat_id).await?)
     }
 
-    /// Events of a generation after `after` (0: from the start), then live ones until it finishes — from this
+    /// Events of an answer after `after` (0: from the start), then live ones until it finishes — from this
     /// process's memory when it runs here, else from the stored log.
-    pub async fn follow(&self, generation_id: Uuid, after: u64) -> Result<ChunkStream, ApiError> {
-        if let Some(turn) = self.live_turn(generation_id) {
+    pub async fn follow(&self, answer_id: Uuid, after: u64) -> Result<ChunkStream, ApiError> {
+        if let Some(turn) = self.live_turn(answer_id) {
             return Ok(Box::pin(turn.subscribe(after)));
         }
-        follow::stored(&self.inner, generation_id, after).await
+        follow::stored(&self.inner, answer_id, after).await
     }
 
-    /// Stops the chat's running generation and waits (up to 5 s) until its partial answer is stored.
+    /// Stops the chat's streaming answer and waits (up to 5 s) until its partial answer is stored.
     pub async fn stop(&self, owner_id: &str, chat_id: Uuid) -> Result<StopResponse, ApiError> {
-        let Some(generation_id) = self.running_in_chat(owner_id, chat_id).await? else {
+        let Some(answer_id) = self.running_in_chat(owner_id, chat_id).await? else {
             return Ok(StopResponse { generation_id: None, status: None });
         };
         let wait = Duration::from_secs(5);
-        if let Some(turn) = self.live_turn(generation_id) {
+        if let Some(turn) = self.live_turn(answer_id) {
             turn.cancel(CancelReason::Stopped);
             let _ = tokio::time::timeout(wait, turn.wait_stored()).await;
-        } else if generations::request_cancel(&self.inner.db, generation_id).await? {
-            background::announce_cancel(&self.inner.db, generation_id).await;
+        } else if answers::request_cancel(&self.inner.db, answer_id).await? {
+            background::announce_cancel(&self.inner.db, answer_id).await;
             let deadline = tokio::time::Instant::now() + wait;
             while tokio::time::Instant::now() < deadline {
-                match generations::generation_state(&self.inner.db, generation_id).await? {
+                match answers::answer_state(&self.inner.db, answer_id).await? {
                     Some(state) if state.running => tokio::time::sleep(Duration::from_millis(50)).await,
                     _ => break,
                 }
             }
         }
-        let row = generations::fetch_generation(&self.inner.db, owner_id, generation_id).await?;
-        Ok(StopResponse {
-            generation_id: Some(generation_id),
-            status: row.and_then(|r| MessageStatus::parse(&r.status)),
-        })
+        let row = answers::fetch_answer(&self.inner.db, owner_id, answer_id).await?;
+        Ok(StopResponse { generation_id: Some(answer_id), status: row.and_then(|r| MessageStatus::parse(&r.status)) })
     }
 
-    /// A generation of this owner, for polling clients; live text when it runs in this process.
-    pub async fn generation_view(&self, owner_id: &str, generation_id: Uuid) -> Result<GenerationView, ApiError> {
-        let row = generations::fetch_generation(&self.inner.db, owner_id, generation_id)
+    /// An answer of this owner as `GET /api/generations/{id}` shows it; live text when it runs in this process.
+    pub async fn generation_view(&self, owner_id: &str, answer_id: Uuid) -> Result<GenerationView, ApiError> {
+        let row = answers::fetch_answer(&self.inner.db, owner_id, answer_id)
             .await?
             .ok_or(ApiError::NotFound("generation"))?;
         let status = MessageStatus::parse(&row.status).unwrap_or(MessageStatus::Error);
         let mut parts = row.parts.0;
         if status == MessageStatus::Streaming
-            && let Some(turn) = self.live_turn(generation_id)
+            && let Some(turn) = self.live_turn(answer_id)
         {
             parts = turn.read(|log| log.parts());
         }
@@ -275,8 +282,8 @@ impl Engine {
         lock(&self.inner.live).len()
     }
 
-    fn live_turn(&self, generation_id: Uuid) -> Option<Arc<LiveTurn>> {
-        lock(&self.inner.live).get(&generation_id).cloned()
+    fn live_turn(&self, answer_id: Uuid) -> Option<Arc<LiveTurn>> {
+        lock(&self.inner.live).get(&answer_id).cloned()
     }
 
     /// Stops accepting turns, lets running ones finish within the drain deadline, stores the rest as

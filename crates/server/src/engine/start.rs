@@ -1,5 +1,5 @@
-//! Starting a turn: one transaction stores the user message, the streaming assistant message and the
-//! generation, after checking ownership, idempotency and that no other turn runs in the chat.
+//! Starting a turn: one transaction stores the user message and the streaming answer, after checking ownership,
+//! idempotency and that no other turn runs in the chat; then the turn runs as a task of its own.
 
 use std::sync::atomic::Ordering;
 
@@ -9,13 +9,14 @@ use uuid::Uuid;
 
 use super::history::build_prompt;
 use super::live::LiveTurn;
-use super::title::derive_title;
-use super::{Engine, lock, producer};
-use crate::db::chats;
-use crate::db::generations::{self, NewTurn};
+use super::title::{self, DEFAULT_TITLE, TitleModel, derive_title};
+use super::{Engine, lock, turn};
+use crate::db::thread::{self, NewTurn};
+use crate::db::{answers, chats};
 use crate::error::ApiError;
 use crate::limits::TurnSlot;
-use crate::llm::ModelRequest;
+use crate::llm::{ModelEntry, ModelRequest, Protocol};
+use crate::tools::ToolContext;
 use secrecy::SecretString;
 
 /// How many stored messages at most are read to build the prompt.
@@ -37,8 +38,8 @@ pub struct TurnInput {
 /// A started (or, for an idempotent retry, already existing) turn.
 #[derive(Debug, Clone)]
 pub struct StartedTurn {
-    /// Generation (= assistant message) id.
-    pub generation_id: Uuid,
+    /// The answer's (assistant message's) id; on the wire, the generation id.
+    pub answer_id: Uuid,
     /// The stored user message.
     pub user_message_id: Uuid,
     /// Chat id.
@@ -48,14 +49,15 @@ pub struct StartedTurn {
 }
 
 struct Stored {
-    generation_id: Uuid,
+    answer_id: Uuid,
     user_message_id: Uuid,
     user_text: String,
-    model: String,
+    model: ModelEntry,
+    /// The model that titles a new chat, when one does.
+    title_model: Option<(String, Protocol)>,
     assistant_seq: i64,
     created_at: DateTime<Utc>,
     title: String,
-    chat_is_new: bool,
     history: Vec<(Role, Vec<MessagePart>)>,
     /// The user's place among their running answers, held until the answer ends.
     slot: TurnSlot,
@@ -63,7 +65,7 @@ struct Stored {
 
 enum Begun {
     New(Box<Stored>),
-    Existing { generation_id: Uuid, user_message_id: Uuid },
+    Existing { answer_id: Uuid, user_message_id: Uuid },
 }
 
 impl Engine {
@@ -86,18 +88,18 @@ impl Engine {
         }
         let Some(model) = inner.model.clone() else { return Err(ApiError::NoModel(inner.models.hint())) };
         let stored = match self.begin(owner_id, chat_id, &input).await? {
-            Begun::Existing { generation_id, user_message_id } => {
-                return Ok(StartedTurn { generation_id, user_message_id, chat_id, is_new: false });
+            Begun::Existing { answer_id, user_message_id } => {
+                return Ok(StartedTurn { answer_id, user_message_id, chat_id, is_new: false });
             }
             Begun::New(stored) => stored,
         };
-        let turn = LiveTurn::new(stored.generation_id, chat_id);
+        let turn = LiveTurn::new(stored.answer_id, chat_id);
         turn.update(|log| {
             log.push_control(UiChunk::Start {
-                message_id: Some(stored.generation_id.to_string()),
+                message_id: Some(stored.answer_id.to_string()),
                 message_metadata: Some(StreamMetadata {
                     status: Some(MessageStatus::Streaming),
-                    model: Some(stored.model.clone()),
+                    model: Some(stored.model.id.clone()),
                     created_at: Some(stored.created_at),
                     chat_id: Some(chat_id),
                     seq: Some(stored.assistant_seq),
@@ -106,34 +108,35 @@ impl Engine {
             });
             log.push_control(UiChunk::chat(chat_id, stored.title.clone()));
             log.push_control(UiChunk::status(TurnState::Running));
-            log.push_control(UiChunk::StartStep);
+            log.start_step();
         });
-        lock(&inner.live).insert(stored.generation_id, turn.clone());
+        lock(&inner.live).insert(stored.answer_id, turn.clone());
+        let context = ToolContext { owner_id: owner_id.to_owned(), chat_id };
         let request = ModelRequest {
-            model: stored.model.clone(),
+            model: stored.model.id.clone(),
+            protocol: stored.model.protocol,
             messages: build_prompt(
                 inner.prompt.system_prompt.as_deref(),
                 &stored.history,
                 inner.prompt.history_token_budget,
             ),
+            tools: inner.tools.definitions(&context),
             temperature: inner.prompt.temperature,
             max_tokens: inner.prompt.max_tokens,
             user_token: input.user_token.clone(),
         };
-        tracing::info!(chat.id = %chat_id, generation.id = %stored.generation_id, model = %stored.model, "turn started");
-        let producer = producer::run(self.inner.clone(), turn.clone(), model.clone(), request);
+        tracing::info!(chat.id = %chat_id, answer.id = %stored.answer_id, model = %stored.model.id, "turn started");
+        let running = turn::run(self.inner.clone(), turn.clone(), model.clone(), request, context);
         let slot = stored.slot;
         inner.tasks.spawn(async move {
-            producer.await;
+            running.await;
             drop(slot);
         });
-        let title_model = inner.prompt.title_model.clone().unwrap_or_else(|| stored.model.clone());
-        if stored.chat_is_new && inner.prompt.title_generation && model.writes_titles(&title_model) {
-            let retitle = producer::retitle(
+        if let Some((name, protocol)) = stored.title_model {
+            let retitle = title::retitle(
                 self.inner.clone(),
                 turn,
-                model,
-                title_model,
+                TitleModel { client: model, name, protocol },
                 stored.title,
                 stored.user_text,
                 input.user_token,
@@ -148,12 +151,7 @@ impl Engine {
                 }
             });
         }
-        Ok(StartedTurn {
-            generation_id: stored.generation_id,
-            user_message_id: stored.user_message_id,
-            chat_id,
-            is_new: true,
-        })
+        Ok(StartedTurn { answer_id: stored.answer_id, user_message_id: stored.user_message_id, chat_id, is_new: true })
     }
 
     async fn begin(&self, owner_id: &str, chat_id: Uuid, input: &TurnInput) -> Result<Begun, ApiError> {
@@ -161,28 +159,27 @@ impl Engine {
         let catalog = inner.models.catalog().await;
         let requested = input.model.as_deref().map(|m| self.resolve_model(&catalog, Some(m), None)).transpose()?;
         let mut tx = inner.db.begin().await?;
-        let derived =
-            input.text.as_deref().map(derive_title).unwrap_or_else(|| crate::routes::chats::DEFAULT_TITLE.to_owned());
+        let derived = input.text.as_deref().map(derive_title).unwrap_or_else(|| DEFAULT_TITLE.to_owned());
         let initial_model = match &requested {
             Some(model) => model.clone(),
             None => self.resolve_model(&catalog, None, None)?,
         };
-        let created = chats::insert_chat(&mut *tx, chat_id, owner_id, &derived, Some(&initial_model), None).await?;
-        let chat = generations::lock_chat(&mut tx, chat_id)
+        let created = chats::insert_chat(&mut *tx, chat_id, owner_id, &derived, Some(&initial_model.id), None).await?;
+        let chat = chats::lock_chat(&mut tx, chat_id)
             .await?
             .filter(|c| c.owner_id == owner_id)
             .ok_or(ApiError::NotFound("chat"))?;
 
         if let Some(client_id) = &input.client_id
-            && let Some(existing) = generations::find_client_message(&mut tx, chat_id, client_id).await?
+            && let Some(existing) = thread::find_client_message(&mut tx, chat_id, client_id).await?
         {
             tx.rollback().await?;
             return match existing.answer_id {
-                Some(generation_id) => Ok(Begun::Existing { generation_id, user_message_id: existing.message_id }),
+                Some(answer_id) => Ok(Begun::Existing { answer_id, user_message_id: existing.message_id }),
                 None => Err(ApiError::Conflict("this message was already sent and its answer was deleted".into())),
             };
         }
-        if let Some(running) = generations::running_generation(&mut *tx, chat_id).await? {
+        if let Some(running) = answers::running_answer(&mut *tx, chat_id).await? {
             return Err(ApiError::GenerationInProgress(running));
         }
         // Limits apply to turns that would really start (not to retries or conflicts); failing here rolls back.
@@ -194,31 +191,31 @@ impl Engine {
             None => self.resolve_model(&catalog, None, chat.model.as_deref())?,
         };
 
-        let generation_id = Uuid::now_v7();
+        let answer_id = Uuid::now_v7();
         let (user_message_id, user_text, parts) = match &input.text {
             Some(text) => (Uuid::now_v7(), text.clone(), vec![MessagePart::Text { text: text.clone() }]),
             None => {
-                let (user_message_id, user_seq) = generations::last_user_message(&mut tx, chat_id)
+                let (user_message_id, user_seq) = thread::last_user_message(&mut tx, chat_id)
                     .await?
                     .ok_or_else(|| ApiError::bad_request("there is no message to answer again in this chat"))?;
-                generations::delete_messages_after(&mut tx, chat_id, user_seq).await?;
+                thread::delete_after(&mut tx, chat_id, user_seq).await?;
                 (user_message_id, String::new(), Vec::new())
             }
         };
-        let (assistant_seq, created_at) = generations::insert_turn(
+        let (assistant_seq, created_at) = thread::insert_turn(
             &mut tx,
             NewTurn {
                 chat_id,
                 user: input.text.as_ref().map(|_| (user_message_id, parts.as_slice(), input.client_id.as_deref())),
-                answer_id: generation_id,
-                model: &model,
+                answer_id,
+                model: &model.id,
                 worker_id: inner.worker_id,
             },
         )
         .await
         .map_err(|error| match &error {
             // The chat lock makes this unreachable; kept so a violation can never surface as a 500.
-            sqlx::Error::Database(db) if db.constraint() == Some(generations::ONE_STREAMING_PER_CHAT) => {
+            sqlx::Error::Database(db) if db.constraint() == Some(thread::ONE_STREAMING_PER_CHAT) => {
                 ApiError::Conflict("a reply is already being generated in this chat".into())
             }
             _ => ApiError::from(error),
@@ -227,22 +224,30 @@ impl Engine {
         let history = if created.is_some() {
             vec![(Role::User, parts)]
         } else {
-            generations::history(&mut *tx, chat_id, assistant_seq, HISTORY_ROWS)
+            thread::history_for_prompt(&mut *tx, chat_id, assistant_seq, HISTORY_ROWS)
                 .await?
                 .into_iter()
                 .filter_map(|row| Role::parse(&row.role).map(|role| (role, row.parts.0)))
                 .collect()
         };
         tx.commit().await?;
+        let chat_is_new = created.is_some();
+        let title_model = (chat_is_new && inner.prompt.title_generation)
+            .then(|| inner.prompt.title_model.clone().unwrap_or_else(|| model.id.clone()))
+            .and_then(|name| match catalog.get(&name) {
+                Some(entry) => entry.writes_titles.then_some((name, entry.protocol)),
+                // A title model outside the picker is an endpoint of the configured server.
+                None => Some((name, Protocol::ChatCompletions)),
+            });
         Ok(Begun::New(Box::new(Stored {
-            generation_id,
+            answer_id,
             user_message_id,
             user_text,
             model,
             assistant_seq,
             created_at,
+            title_model,
             title: chat.title,
-            chat_is_new: created.is_some(),
             history,
             slot,
         })))

@@ -1,10 +1,18 @@
-//! Chat titles: an immediate one from the first message, then a short one written by the model.
+//! Chat titles: the default of a chat created empty, an immediate one from the first message, then a short one
+//! written by the model in the background.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use shared::{Content, UiChunk};
 
-use crate::llm::{ChatModel, ModelEvent, ModelRequest, PromptMessage, PromptRole};
+use super::Inner;
+use super::live::LiveTurn;
+use crate::llm::{ChatModel, ModelEvent, ModelRequest, PromptMessage, PromptRole, Protocol};
+
+/// Title of a chat created without one and before its first message.
+pub const DEFAULT_TITLE: &str = "New chat";
 
 /// Longest title derived from a message, in characters.
 const MAX_DERIVED_CHARS: usize = 60;
@@ -21,7 +29,7 @@ const TITLE_INSTRUCTIONS: &str = "You write titles for chat conversations. Reply
 pub fn derive_title(message: &str) -> String {
     let collapsed = message.split_whitespace().collect::<Vec<_>>().join(" ");
     if collapsed.is_empty() {
-        return crate::routes::chats::DEFAULT_TITLE.to_owned();
+        return DEFAULT_TITLE.to_owned();
     }
     if collapsed.chars().count() <= MAX_DERIVED_CHARS {
         return collapsed;
@@ -64,30 +72,41 @@ pub fn clean_generated_title(raw: &str) -> Option<String> {
     })
 }
 
+/// The model that writes a chat's titles.
+pub(super) struct TitleModel {
+    /// The client.
+    pub client: Arc<dyn ChatModel>,
+    /// The model's id.
+    pub name: String,
+    /// How it is spoken to.
+    pub protocol: Protocol,
+}
+
 /// Asks the model for a title; `None` on any failure (the derived title then stays).
-pub async fn generate_title(
-    model: &dyn ChatModel,
-    model_name: &str,
+pub(super) async fn generate_title(
+    model: &TitleModel,
     first_message: &str,
     user_token: Option<secrecy::SecretString>,
 ) -> Option<String> {
     let excerpt: String = first_message.chars().take(2000).collect();
     let request = ModelRequest {
-        model: model_name.to_owned(),
+        model: model.name.clone(),
+        protocol: model.protocol,
         messages: vec![
-            PromptMessage { role: PromptRole::System, content: TITLE_INSTRUCTIONS.to_owned() },
-            PromptMessage { role: PromptRole::User, content: excerpt },
+            PromptMessage::text(PromptRole::System, TITLE_INSTRUCTIONS),
+            PromptMessage::text(PromptRole::User, excerpt),
         ],
+        tools: Vec::new(),
         temperature: Some(0.2),
         max_tokens: Some(32),
         user_token,
     };
     let collect = async {
-        let mut stream = model.stream(request);
+        let mut stream = model.client.stream(request);
         let mut text = String::new();
         while let Some(event) = stream.next().await {
             match event {
-                Ok(ModelEvent::Text(t)) => text.push_str(&t),
+                Ok(ModelEvent::Content(Content::Text(t))) => text.push_str(&t),
                 Ok(_) => {}
                 Err(error) => {
                     tracing::debug!(error = %error, "title generation failed");
@@ -99,6 +118,34 @@ pub async fn generate_title(
     };
     let text = tokio::time::timeout(TITLE_TIMEOUT, collect).await.ok().flatten()?;
     clean_generated_title(&text)
+}
+
+/// Replaces a new chat's derived title with one written by the model (unless the user renamed it meanwhile),
+/// and tells the turn's subscribers.
+pub(super) async fn retitle(
+    inner: Arc<Inner>,
+    turn: Arc<LiveTurn>,
+    model: TitleModel,
+    derived: String,
+    first_message: String,
+    user_token: Option<secrecy::SecretString>,
+) {
+    let Some(generated) = generate_title(&model, &first_message, user_token).await else {
+        return;
+    };
+    if generated == derived {
+        return;
+    }
+    match crate::db::chats::replace_auto_title(&inner.db, turn.chat_id, &derived, &generated).await {
+        Ok(true) => turn.update(|log| {
+            // Subscribers stop reading at `finish`; a title found later shows up on the next list refresh.
+            if !log.is_sealed() {
+                log.push_control(UiChunk::chat(turn.chat_id, generated));
+            }
+        }),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(chat.id = %turn.chat_id, error = %error, "storing a generated title failed"),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,47 @@
-//! The models users may pick: the default endpoint plus `CHAT_MODELS`, with display names.
+//! The models users may pick: the default endpoint plus `CHAT_MODELS`, with display names, each with the
+//! protocol it is spoken to in.
 
 use shared::{ModelInfo, ModelList};
+
+/// How a model is spoken to; the router holds one client per protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// OpenAI-compatible chat completions (Databricks foundation models, AI Gateway, `llm/v1/chat` and
+    /// `agent/v1/chat` serving endpoints, any OpenAI-compatible server).
+    ChatCompletions,
+    /// The OpenAI Responses API (MLflow `ResponsesAgent`, Agent Bricks: `agent/v1/responses`, `agent/v2/responses`).
+    Responses,
+    /// MLflow `ChatAgent` (`agent/v2/chat`).
+    ChatAgent,
+    /// Agent Bricks `POST /api/invocations` on an agent served by a Databricks App.
+    AgentInvocations,
+    /// The small model that runs in this process.
+    Local,
+}
+
+impl Protocol {
+    /// The protocol of a serving endpoint with this `task` (AGENTS-PROTOCOL.md §A); `None` for a task that is not
+    /// a chat (embeddings, completions, custom models).
+    pub fn for_task(task: &str) -> Option<Self> {
+        match task {
+            "llm/v1/chat" | "agent/v1/chat" => Some(Protocol::ChatCompletions),
+            "agent/v1/responses" | "agent/v2/responses" => Some(Protocol::Responses),
+            "agent/v2/chat" => Some(Protocol::ChatAgent),
+            _ => None,
+        }
+    }
+
+    /// Name for logs and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::ChatCompletions => "chat completions",
+            Protocol::Responses => "Responses API",
+            Protocol::ChatAgent => "ChatAgent",
+            Protocol::AgentInvocations => "Agent Bricks invocations",
+            Protocol::Local => "local model",
+        }
+    }
+}
 
 /// One offered model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,12 +52,31 @@ pub struct ModelEntry {
     pub display_name: String,
     /// Note shown in the picker.
     pub description: Option<String>,
+    /// How it is spoken to.
+    pub protocol: Protocol,
+    /// The serving endpoint's `task`, when the workspace listed it.
+    pub task: Option<String>,
+    /// Whether new chats may get a title written by this model in the background, alongside the first answer.
+    /// A model that answers one turn at a time on this machine's CPU says no: the title would delay the answer.
+    pub writes_titles: bool,
 }
 
 impl ModelEntry {
-    /// An entry named after the endpoint.
+    /// An entry named after a chat-completions endpoint.
     pub fn named(id: &str) -> Self {
-        Self { id: id.to_owned(), display_name: display_name(id), description: None }
+        Self::with_name(id, display_name(id))
+    }
+
+    /// A chat-completions endpoint with a display name.
+    pub fn with_name(id: &str, display_name: impl Into<String>) -> Self {
+        Self {
+            id: id.to_owned(),
+            display_name: display_name.into(),
+            description: None,
+            protocol: Protocol::ChatCompletions,
+            task: None,
+            writes_titles: true,
+        }
     }
 }
 
@@ -41,11 +101,7 @@ impl ModelCatalog {
         }
         for item in list.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item.split_once('=') {
-                Some((id, name)) if !name.trim().is_empty() => add(ModelEntry {
-                    id: id.trim().to_owned(),
-                    display_name: name.trim().to_owned(),
-                    description: None,
-                }),
+                Some((id, name)) if !name.trim().is_empty() => add(ModelEntry::with_name(id.trim(), name.trim())),
                 _ => add(ModelEntry::named(item.trim_end_matches('='))),
             }
         }

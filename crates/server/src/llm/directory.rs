@@ -1,6 +1,7 @@
 //! The models users may pick, as a live list: the configured ones, or (with a Databricks workspace) the
-//! workspace's chat-capable, ready serving endpoints, intersected with `CHAT_MODELS` when that is set, and cached
-//! for a few minutes (PROTOCOLS.md §B.6). A model that runs in this process is added to whichever list applies,
+//! workspace's ready serving endpoints whose `task` is offered, intersected with `CHAT_MODELS` when that is set,
+//! and cached for a few minutes (PROTOCOLS.md §B.6). Every listed endpoint keeps its `task`, which decides the
+//! protocol it is spoken to in (AGENTS-PROTOCOL.md §A). A model that runs in this process is added to whichever list applies,
 //! last (or alone), while it is available.
 
 use std::sync::Arc;
@@ -11,13 +12,15 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::catalog::{ModelCatalog, ModelEntry};
+use super::catalog::{ModelCatalog, ModelEntry, Protocol};
 use crate::databricks::DatabricksAuth;
 
 /// After a failed listing, the configured models are offered and the listing is retried after this long.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 /// Longest wait for the workspace's endpoint list.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The endpoint tasks offered in the picker: chat models. Agent tasks join this list as their protocols arrive.
+const OFFERED_TASKS: &[&str] = &["llm/v1/chat"];
 
 /// The live model list.
 pub struct ModelDirectory {
@@ -172,25 +175,28 @@ impl Discovery {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            anyhow::bail!("GET {url} answered {status}: {}", super::parse::error_body_message(&body));
+            anyhow::bail!("GET {url} answered {status}: {}", super::transport::error_body_message(&body));
         }
         let list: EndpointList = response.json().await?;
         Ok(self.catalog_from(list.endpoints))
     }
 
     fn catalog_from(&self, endpoints: Vec<Endpoint>) -> ModelCatalog {
-        let chat_ready = endpoints.into_iter().filter(|e| {
-            e.task.as_deref() == Some("llm/v1/chat")
-                && e.state.as_ref().and_then(|s| s.ready.as_deref()) == Some("READY")
-        });
-        let mut entries: Vec<ModelEntry> = chat_ready
+        let mut entries: Vec<ModelEntry> = endpoints
+            .into_iter()
             .filter_map(|endpoint| {
+                let task = endpoint.task.clone()?;
+                let protocol = Protocol::for_task(&task)?;
+                let ready = endpoint.state.as_ref().and_then(|s| s.ready.as_deref()) == Some("READY");
+                if !ready || !OFFERED_TASKS.contains(&task.as_str()) {
+                    return None;
+                }
                 let entry = match &self.allowed {
                     Some(allowed) => allowed.get(&endpoint.name).cloned()?,
                     None => ModelEntry::named(&endpoint.name),
                 };
                 let description = entry.description.clone().or(endpoint.description.filter(|d| !d.trim().is_empty()));
-                Some(ModelEntry { description, ..entry })
+                Some(ModelEntry { description, protocol, task: Some(task), ..entry })
             })
             .collect();
         entries.sort_by_key(|entry| entry.display_name.to_lowercase());
@@ -255,6 +261,16 @@ mod tests {
         let catalog = discovery(None, Some("databricks-meta-llama-3-3-70b-instruct")).catalog_from(sample());
         assert_eq!(ids(&catalog), ["databricks-meta-llama-3-3-70b-instruct", "databricks-claude-sonnet-4-5"]);
         assert_eq!(catalog.entries()[1].display_name, "Claude Sonnet 4.5");
+        let entry = &catalog.entries()[1];
+        assert_eq!((entry.protocol, entry.task.as_deref()), (Protocol::ChatCompletions, Some("llm/v1/chat")));
+    }
+
+    #[test]
+    fn every_task_maps_to_its_protocol() {
+        assert_eq!(Protocol::for_task("agent/v1/chat"), Some(Protocol::ChatCompletions));
+        assert_eq!(Protocol::for_task("agent/v2/responses"), Some(Protocol::Responses));
+        assert_eq!(Protocol::for_task("agent/v2/chat"), Some(Protocol::ChatAgent));
+        assert_eq!(Protocol::for_task("llm/v1/embeddings"), None);
     }
 
     #[test]

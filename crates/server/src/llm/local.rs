@@ -26,7 +26,7 @@ use shared::Usage;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::directory::InProcessModel;
-use super::{ChatModel, ModelEntry, ModelError, ModelEvent, ModelRequest, ModelStream, PromptRole};
+use super::{ChatModel, ModelEntry, ModelError, ModelEvent, ModelRequest, ModelStream, PromptRole, Protocol};
 use crate::config::LocalModelConfig;
 
 /// What the local model is doing.
@@ -180,6 +180,10 @@ impl InProcessModel for LocalModel {
             id: self.spec.id.to_owned(),
             display_name: self.spec.display_name.to_owned(),
             description: Some(description),
+            protocol: Protocol::Local,
+            task: None,
+            // One answer at a time on this machine's CPU: a title would delay the answer.
+            writes_titles: false,
         })
     }
 
@@ -255,7 +259,7 @@ impl ChatModel for LocalModel {
             // 3. Generate on the blocking pool; text comes back through a channel.
             let (settings, prompt_budget) = generation_settings(context, &request, &loaded);
             let messages: Vec<ChatMessage> =
-                request.messages.iter().map(|m| ChatMessage::new(role(m.role), m.content.clone())).collect();
+                request.messages.iter().map(|m| ChatMessage::new(role(m.role), m.text_content())).collect();
             let (tx, mut rx) = mpsc::channel::<Result<ModelEvent, ModelError>>(64);
             let cancel = Arc::new(AtomicBool::new(false));
             let _cancel_on_drop = CancelOnDrop(cancel.clone());
@@ -272,10 +276,6 @@ impl ChatModel for LocalModel {
                 }
             }
         })
-    }
-
-    fn writes_titles(&self, model: &str) -> bool {
-        model != self.spec.id
     }
 }
 
@@ -315,7 +315,7 @@ fn generate(
     };
     let session = sessions.take_continued_by(&prompt);
     let result = loaded.continue_session(session, &prompt, settings, cancel, |text| {
-        tx.blocking_send(Ok(ModelEvent::Text(text.to_owned()))).is_ok()
+        tx.blocking_send(Ok(ModelEvent::text(text))).is_ok()
     });
     match result {
         Ok((stats, session)) => {

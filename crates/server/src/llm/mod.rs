@@ -1,30 +1,31 @@
-//! Talking to chat models.
+//! Talking to models.
 //!
 //! [`ChatModel`] is the seam between the turn engine and a model: the engine hands it a [`ModelRequest`] and
-//! reads a stream of [`ModelEvent`]s. [`openai::OpenAiClient`] speaks the OpenAI-compatible chat-completions
-//! protocol (Databricks Model Serving, AI Gateway, vLLM, llama.cpp, Ollama). Credentials come from a
-//! [`token::TokenSource`], so the Databricks authentication chain can plug in without touching the client.
-//! `local::LocalModel` runs a small model in this process (cargo feature `local-model`, on by default), and
-//! [`routing::ModelRouter`] sends each request to the provider of its model.
+//! reads a stream of [`ModelEvent`]s. Each model in the catalog speaks one [`Protocol`]; the
+//! [`routing::ModelRouter`] hands a request to the client of its model's protocol. Remote protocols share one HTTP
+//! transport ([`transport`]: connecting, retries before the first event, `Retry-After`, the idle timeout, a fresh
+//! token after a 401, error bodies); a protocol module holds only its wire types and its parser
+//! ([`chat_completions`] for Databricks Model Serving, AI Gateway and any OpenAI-compatible server).
+//! `local::LocalModel` runs a small model in this process (cargo feature `local-model`, on by default).
+//! Credentials come from a [`token::TokenSource`].
 
 pub mod catalog;
+pub mod chat_completions;
 pub mod directory;
 #[cfg(feature = "local-model")]
 pub mod local;
-pub mod openai;
-pub mod parse;
 pub mod routing;
 pub mod think;
 pub mod token;
-mod wire;
+pub mod transport;
 
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures::Stream;
-use shared::Usage;
+use shared::{Content, MessagePart, Usage};
 
-pub use catalog::{ModelCatalog, ModelEntry};
+pub use catalog::{ModelCatalog, ModelEntry, Protocol};
 pub use directory::ModelDirectory;
 
 /// Who wrote a message sent to the model.
@@ -34,7 +35,7 @@ pub enum PromptRole {
     System,
     /// The person.
     User,
-    /// The model.
+    /// The model (its earlier answers, with the tool calls it made and their results).
     Assistant,
 }
 
@@ -49,13 +50,36 @@ impl PromptRole {
     }
 }
 
-/// One message of the prompt.
+/// One message of the prompt, made of the same parts as a stored message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptMessage {
     /// Author.
     pub role: PromptRole,
-    /// Text.
-    pub content: String,
+    /// Content: text, and for the model's own messages its tool calls with their results and step boundaries.
+    pub parts: Vec<MessagePart>,
+}
+
+impl PromptMessage {
+    /// A message of plain text.
+    pub fn text(role: PromptRole, text: impl Into<String>) -> Self {
+        Self { role, parts: vec![MessagePart::Text { text: text.into() }] }
+    }
+
+    /// All its text, concatenated (for protocols and models that take text only).
+    pub fn text_content(&self) -> String {
+        shared::text_of(&self.parts)
+    }
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDefinition {
+    /// Name (letters, digits, `_` and `-`).
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON Schema of its arguments (an object).
+    pub input_schema: serde_json::Value,
 }
 
 /// What to ask a model.
@@ -63,8 +87,12 @@ pub struct PromptMessage {
 pub struct ModelRequest {
     /// Model (serving endpoint) name.
     pub model: String,
+    /// How the model is spoken to (from its catalog entry).
+    pub protocol: Protocol,
     /// Conversation, oldest first, system prompt first.
     pub messages: Vec<PromptMessage>,
+    /// Tools the model may call (none: the model only writes).
+    pub tools: Vec<ToolDefinition>,
     /// Sampling temperature, if configured.
     pub temperature: Option<f32>,
     /// Output token limit, if configured.
@@ -76,13 +104,11 @@ pub struct ModelRequest {
 /// One thing a model said.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelEvent {
-    /// Answer text.
-    Text(String),
-    /// Reasoning text.
-    Reasoning(String),
+    /// Part of the answer: text, reasoning, a tool call or its result, a source.
+    Content(Content),
     /// Token usage (the latest report wins).
     Usage(Usage),
-    /// The model finished with this reason (`stop`, `length`, ...).
+    /// The model finished with this reason (`stop`, `length`, `tool_calls`, ...).
     Finished(Option<String>),
     /// The request failed before the first token and will be retried after this pause.
     Retrying {
@@ -101,6 +127,23 @@ pub enum ModelEvent {
     },
     /// The model started working on the turn (after waiting in a queue or for loading).
     Running,
+}
+
+impl ModelEvent {
+    /// Answer text.
+    pub fn text(text: impl Into<String>) -> Self {
+        ModelEvent::Content(Content::Text(text.into()))
+    }
+
+    /// Reasoning text.
+    pub fn reasoning(text: impl Into<String>) -> Self {
+        ModelEvent::Content(Content::Reasoning(text.into()))
+    }
+
+    /// Whether this is part of the answer (after which a failed request is no longer retried).
+    pub fn is_content(&self) -> bool {
+        matches!(self, ModelEvent::Content(_))
+    }
 }
 
 /// How a model call failed. `Display` is a message safe to show users.
@@ -184,10 +227,4 @@ pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, ModelError>>
 pub trait ChatModel: Send + Sync {
     /// Starts answering. Errors are delivered through the stream, which ends after the first error.
     fn stream(&self, request: ModelRequest) -> ModelStream;
-
-    /// Whether new chats may get a title written by `model` in the background, alongside the first answer.
-    /// A model that answers one turn at a time on this machine's CPU says no: the title would delay the answer.
-    fn writes_titles(&self, _model: &str) -> bool {
-        true
-    }
 }

@@ -1,44 +1,97 @@
-//! Sends each request to the provider of its model: the model that runs in this process, or the configured
-//! endpoint (Databricks serving endpoints, AI Gateway, any OpenAI-compatible server).
+//! Sends each request to the client of its model's protocol: chat completions (Databricks serving endpoints, AI
+//! Gateway, any OpenAI-compatible server), the model that runs in this process, and the agent protocols as they
+//! are added: a new protocol is one module and one [`ModelRouter::with`] line where the clients are built.
 
 use std::sync::Arc;
 
-use super::{ChatModel, ModelError, ModelRequest, ModelStream};
+use super::{ChatModel, ModelError, ModelRequest, ModelStream, Protocol};
 
-/// A [`ChatModel`] that dispatches on the request's model id.
+/// A [`ChatModel`] that dispatches on the request's protocol.
+#[derive(Default)]
 pub struct ModelRouter {
-    /// The in-process model and its id.
-    local: Option<(String, Arc<dyn ChatModel>)>,
-    /// The endpoint for every other model.
-    remote: Option<Arc<dyn ChatModel>>,
+    clients: Vec<(Protocol, Arc<dyn ChatModel>)>,
 }
 
 impl ModelRouter {
-    /// A router over the local model (if any) and the remote endpoint (if any).
-    pub fn new(local: Option<(String, Arc<dyn ChatModel>)>, remote: Option<Arc<dyn ChatModel>>) -> Self {
-        Self { local, remote }
+    /// A router with no clients yet.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    fn provider(&self, model: &str) -> Option<&Arc<dyn ChatModel>> {
-        match &self.local {
-            Some((id, local)) if id == model => Some(local),
-            _ => self.remote.as_ref(),
-        }
+    /// Adds (or replaces) the client of a protocol.
+    pub fn with(mut self, protocol: Protocol, client: Arc<dyn ChatModel>) -> Self {
+        self.clients.retain(|(known, _)| *known != protocol);
+        self.clients.push((protocol, client));
+        self
+    }
+
+    /// Whether some protocol has a client.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// Whether requests in `protocol` can be answered.
+    pub fn speaks(&self, protocol: Protocol) -> bool {
+        self.client(protocol).is_some()
+    }
+
+    fn client(&self, protocol: Protocol) -> Option<&Arc<dyn ChatModel>> {
+        self.clients.iter().find(|(known, _)| *known == protocol).map(|(_, client)| client)
     }
 }
 
 impl ChatModel for ModelRouter {
     fn stream(&self, request: ModelRequest) -> ModelStream {
-        match self.provider(&request.model) {
-            Some(provider) => provider.stream(request),
+        match self.client(request.protocol) {
+            Some(client) => client.stream(request),
             None => {
-                let error = ModelError::NotFound(format!("no endpoint serves `{}`", request.model));
+                let error = ModelError::NotFound(format!(
+                    "`{}` is spoken to with the {} protocol, which this server does not speak",
+                    request.model,
+                    request.protocol.as_str()
+                ));
                 Box::pin(futures::stream::once(async move { Err(error) }))
             }
         }
     }
+}
 
-    fn writes_titles(&self, model: &str) -> bool {
-        self.provider(model).is_some_and(|provider| provider.writes_titles(model))
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::llm::{ModelEvent, PromptMessage, PromptRole};
+
+    struct Named(&'static str);
+
+    impl ChatModel for Named {
+        fn stream(&self, _request: ModelRequest) -> ModelStream {
+            Box::pin(futures::stream::once(futures::future::ready(Ok(ModelEvent::text(self.0)))))
+        }
+    }
+
+    fn request(protocol: Protocol) -> ModelRequest {
+        ModelRequest {
+            model: "m".into(),
+            protocol,
+            messages: vec![PromptMessage::text(PromptRole::User, "hi")],
+            tools: Vec::new(),
+            temperature: None,
+            max_tokens: None,
+            user_token: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_protocol_goes_to_its_client_and_an_unknown_one_fails_clearly() {
+        let router = ModelRouter::new()
+            .with(Protocol::ChatCompletions, Arc::new(Named("remote")))
+            .with(Protocol::Local, Arc::new(Named("local")));
+        let first = |protocol| router.stream(request(protocol)).into_future();
+        assert_eq!(first(Protocol::Local).await.0, Some(Ok(ModelEvent::text("local"))));
+        assert_eq!(first(Protocol::ChatCompletions).await.0, Some(Ok(ModelEvent::text("remote"))));
+        let Some(Err(error)) = first(Protocol::Responses).await.0 else { panic!("an error") };
+        assert!(error.to_string().contains("Responses API"), "{error}");
     }
 }

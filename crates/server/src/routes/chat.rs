@@ -64,18 +64,18 @@ pub async fn post_chat(
         .await?;
     if prefers_async(&headers) {
         let accepted = TurnAccepted {
-            generation_id: started.generation_id,
+            generation_id: started.answer_id,
             chat_id: started.chat_id,
             user_message_id: started.user_message_id,
         };
-        let location = format!("/api/generations/{}", started.generation_id);
+        let location = format!("/api/generations/{}", started.answer_id);
         return Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], AppJson(accepted)).into_response());
     }
-    let chunks = state.engine.follow(started.generation_id, 0).await?;
+    let chunks = state.engine.follow(started.answer_id, 0).await?;
     Ok(if wants_plain_text(&headers) {
-        text_stream(chunks, started.chat_id, started.generation_id)
+        text_stream(chunks, started.chat_id, started.answer_id)
     } else {
-        ui_message_stream(chunks, started.chat_id, started.generation_id, state.config.engine.keepalive_interval)
+        ui_message_stream(chunks, started.chat_id, started.answer_id, state.config.engine.keepalive_interval)
     })
 }
 
@@ -194,7 +194,7 @@ fn parse_event_id(raw: &str) -> ApiResult<u64> {
 
 /// The pinned generation, if it is an answer in this (already ownership-checked) chat.
 async fn pinned_generation(state: &AppState, chat_id: Uuid, generation_id: Uuid) -> ApiResult<Uuid> {
-    if crate::db::generations::is_answer_in_chat(&state.db, chat_id, generation_id).await? {
+    if crate::db::thread::is_answer_in_chat(&state.db, chat_id, generation_id).await? {
         Ok(generation_id)
     } else {
         Err(ApiError::NotFound("generation"))

@@ -13,13 +13,11 @@ use super::responses::{
 };
 use crate::db::chats::{self, ChatFilter};
 use crate::db::cursor::ChatCursor;
+use crate::engine::title::DEFAULT_TITLE;
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
 use crate::identity::CurrentUser;
 use crate::startup::AppState;
 use crate::validate;
-
-/// Title of a chat created without one.
-pub const DEFAULT_TITLE: &str = "New chat";
 
 /// Query of `GET /api/chats`.
 #[derive(Debug, Deserialize, IntoParams)]

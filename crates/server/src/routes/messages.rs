@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::responses::{BadRequest, NotFound, Timeout, Unauthorized, Unavailable};
 use crate::db::cursor::decode_message_cursor;
-use crate::db::{chats, messages};
+use crate::db::{chats, thread};
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
 use crate::identity::CurrentUser;
 use crate::startup::AppState;
@@ -40,7 +40,7 @@ pub async fn list_messages(
     let limit = validate::page_limit(query.limit)?;
     let before = query.before.as_deref().map(decode_message_cursor).transpose()?;
     chats::fetch_chat(&state.db, &user.id, id).await?.ok_or(ApiError::NotFound("chat"))?;
-    let mut rows = messages::list_messages(&state.db, id, before, i64::from(limit) + 1).await?;
+    let mut rows = thread::page(&state.db, id, before, i64::from(limit) + 1).await?;
     let next_before = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|oldest| oldest.seq.to_string())

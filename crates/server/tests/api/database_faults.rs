@@ -16,9 +16,9 @@ use crate::streams::{chunks_of, text_of};
 
 const LIMIT_SECS: u64 = 2;
 
-async fn app_with_failure_limit(connect: PgConnectOptions) -> TestApp {
+async fn app_with_failure_limit(connect: PgConnectOptions, limit_secs: u64) -> TestApp {
     let fake = FakeWorkspace::start().await;
-    let env = model_env(&fake).with("CHECKPOINT_FAILURE_LIMIT_SECS", &LIMIT_SECS.to_string());
+    let env = model_env(&fake).with("CHECKPOINT_FAILURE_LIMIT_SECS", &limit_secs.to_string());
     TestApp::spawn_with_fake(connect, fake, env).await
 }
 
@@ -52,10 +52,12 @@ async fn an_answer_whose_checkpoints_keep_failing_ends_after_the_limit_not_twice
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    // Arrange: a long answer streaming.
-    let app = app_with_failure_limit(connect).await;
+    // Arrange: a long answer streaming, with a limit long enough that twice it stands apart from once it on a busy
+    // machine.
+    let limit_secs = 2 * LIMIT_SECS;
+    let app = app_with_failure_limit(connect, limit_secs).await;
     let chat_id = Uuid::new_v4();
-    let mut stream = app.open_chat(ALICE, json!({"id": chat_id, "message": "[[fake tokens=500 delay_ms=20]]"})).await;
+    let mut stream = app.open_chat(ALICE, json!({"id": chat_id, "message": "[[fake tokens=800 delay_ms=20]]"})).await;
     let mut seen = stream.read_until_text("w5").await;
 
     // Act: every write to the answer fails from now on.
@@ -72,12 +74,13 @@ async fn an_answer_whose_checkpoints_keep_failing_ends_after_the_limit_not_twice
     seen.extend(stream.rest().await);
     let told_after = failing_since.elapsed();
 
-    // Assert: the client is told after about the limit (not the limit and then the limit again).
+    // Assert: the client is told after about the limit, not after the limit and then the limit again (the bound
+    // is that regression's signature, not a latency promise: the fault suite measures the latency).
     let chunks = chunks_of(&seen);
     assert_eq!(final_status(&chunks), Some(MessageStatus::Error));
     assert!(
-        told_after < Duration::from_secs(LIMIT_SECS) + Duration::from_millis(1500),
-        "the client waited {told_after:?} for a {LIMIT_SECS} s limit"
+        told_after < Duration::from_secs(2 * limit_secs),
+        "the client waited {told_after:?} for a {limit_secs} s limit"
     );
 
     // Assert: once writes work again, the end is stored with the text the client received.
@@ -93,33 +96,31 @@ async fn a_stalled_database_counts_as_failing_and_the_answer_ends_with_an_error(
     connect: PgConnectOptions,
 ) {
     // Arrange: a long answer streaming.
-    let app = app_with_failure_limit(connect).await;
+    let app = app_with_failure_limit(connect, LIMIT_SECS).await;
     let chat_id = Uuid::new_v4();
-    let mut stream = app.open_chat(ALICE, json!({"id": chat_id, "message": "[[fake tokens=500 delay_ms=20]]"})).await;
+    let mut stream = app.open_chat(ALICE, json!({"id": chat_id, "message": "[[fake tokens=800 delay_ms=20]]"})).await;
     let mut seen = stream.read_until_text("w5").await;
 
     // Act: every write to the answers waits behind a lock (as behind a network that drops packets) for longer
     // than the limit.
     let mut blocker = app.db.begin().await.expect("begin");
     sqlx::raw_sql("lock table chat.messages in access exclusive mode").execute(&mut *blocker).await.expect("lock");
-    let stalled_since = Instant::now();
-    let reader = tokio::spawn(async move {
-        let rest = stream.rest().await;
-        (rest, stalled_since.elapsed())
-    });
-    tokio::time::sleep(Duration::from_secs(LIMIT_SECS + 3)).await;
+    let reader = tokio::spawn(async move { stream.rest().await });
+    // The stall lasts well past the limit; the client must have its end before it is over.
+    let stall = Duration::from_secs(4 * LIMIT_SECS + 4);
+    let deadline = tokio::time::Instant::now() + stall;
+    while !reader.is_finished() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let told_while_stalled = reader.is_finished();
     blocker.rollback().await.expect("release the lock");
-    let (rest, told_after) = reader.await.expect("reader");
-    seen.extend(rest);
+    seen.extend(reader.await.expect("reader"));
 
     // Assert: the stall counted as a failure: the answer ended with an error, and the client was told while the
     // database was still stalled.
     let chunks = chunks_of(&seen);
     assert_eq!(final_status(&chunks), Some(MessageStatus::Error), "the stalled answer ends with an error");
-    assert!(
-        told_after < Duration::from_secs(LIMIT_SECS + 2),
-        "the client waited {told_after:?} for a {LIMIT_SECS} s limit"
-    );
+    assert!(told_while_stalled, "the client got its end only once the {stall:?} stall was over");
 
     // Assert: the writes that were stuck behind the lock do not keep the end from being stored.
     let (status, text) = stored_answer(&app, chat_id).await;

@@ -93,7 +93,8 @@ async fn sigterm_lets_the_running_answer_finish_then_exits_cleanly(_: PgPoolOpti
     seen.extend(reader.await.expect("reader"));
 
     assert!(status.success(), "exit status {status:?}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // Databricks Apps kills the process 15 s after SIGTERM: it must be gone before that, whatever the machine.
+    assert!(started.elapsed() < Duration::from_secs(15));
     assert_eq!(text_of(&chunks_of(&seen)), numbered_text(60));
     let stored: String = sqlx::query_scalar("select status from chat.messages where role = 'assistant'")
         .fetch_one(&app.db)

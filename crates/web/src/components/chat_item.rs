@@ -2,11 +2,11 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::{ChatSummary, UpdateChatRequest};
+use shared::ChatSummary;
 
 use super::icons::{Icon, Svg};
 use crate::api;
-use crate::app::AppCtx;
+use crate::context::AppCtx;
 use crate::route::Route;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,11 +38,7 @@ pub fn ChatItem(
             return;
         }
         spawn_local(async move {
-            let result: Result<ChatSummary, _> = api::send_json(
-                gloo_net::http::Request::patch(&format!("/api/chats/{id}")),
-                &UpdateChatRequest { title: new_title.clone() },
-            )
-            .await;
+            let result = api::rename_chat(id, new_title.clone()).await;
             match result {
                 Ok(chat) => {
                     ctx.chats.model.update(|m| m.rename(id, &chat.title));
@@ -56,7 +52,7 @@ pub fn ChatItem(
     };
     let delete = move || {
         spawn_local(async move {
-            match api::delete(&format!("/api/chats/{id}")).await {
+            match api::delete_chat(id).await {
                 Ok(()) => {
                     ctx.chats.model.update(|m| m.remove(id));
                     ctx.sessions.forget(id);

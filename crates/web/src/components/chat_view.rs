@@ -5,10 +5,11 @@ use leptos::prelude::*;
 use uuid::Uuid;
 
 use super::composer::Composer;
+use super::copy::copy_text;
 use super::empty_state::EmptyState;
 use super::icons::{Icon, Svg};
 use super::message::{AnswerView, UserMessage};
-use crate::app::AppCtx;
+use crate::context::AppCtx;
 use crate::route::Route;
 use crate::state::session::{Entry, Session};
 
@@ -72,11 +73,10 @@ fn Messages(
     };
     // Follow the answer as it grows, unless the user scrolled up to read.
     Effect::new(move |_| {
-        let size = session.entries.with(|entries| {
+        let size = session.thread.with(|thread| {
+            let entries = thread.entries();
             let last = entries.last().map(|entry| match entry {
-                Entry::Assistant { answer, .. } => {
-                    answer.with(|a| a.text().len() + a.reasoning.len() + a.last_event as usize)
-                }
+                Entry::Assistant { answer, .. } => answer.with(|a| a.text().len() + a.last_event as usize),
                 Entry::User { text, .. } => text.len(),
             });
             (entries.len(), last)
@@ -102,7 +102,7 @@ fn Messages(
         button.set_text_content(Some("Copied"));
         set_timeout(move || button.set_text_content(Some("Copy")), std::time::Duration::from_millis(1500));
     };
-    let last_key = Memo::new(move |_| session.entries.with(|entries| entries.last().map(Entry::key)));
+    let last_key = Memo::new(move |_| session.thread.with(|thread| thread.last_key()));
     view! {
         <div class="messages-wrap">
             <div
@@ -116,12 +116,12 @@ fn Messages(
                 aria-label="Conversation"
             >
                 <div class="messages-inner">
-                    <Show when=move || session.older.with(Option::is_some)>
+                    <Show when=move || session.thread.with(|thread| thread.older().is_some())>
                         <button class="button subtle load-older" on:click=move |_| session.load_older()>
                             "Load earlier messages"
                         </button>
                     </Show>
-                    <Show when=move || session.loading.get() && session.entries.with(Vec::is_empty)>
+                    <Show when=move || session.loading.get() && session.thread.with(|thread| thread.is_empty())>
                         <p class="list-note" data-testid="loading">"Loading…"</p>
                     </Show>
                     <Show when=move || session.load_error.get().is_some()>
@@ -130,7 +130,7 @@ fn Messages(
                             <button class="button" on:click=move |_| ctx.new_chat()>"Start a new chat"</button>
                         </div>
                     </Show>
-                    <For each=move || session.entries.get() key=Entry::key let:entry>
+                    <For each=move || session.thread.with(|thread| thread.entries().to_vec()) key=Entry::key let:entry>
                         {match entry {
                             Entry::User { text, .. } => view! { <UserMessage text=text/> }.into_any(),
                             Entry::Assistant { key, answer } => {
@@ -159,10 +159,4 @@ fn Messages(
             </Show>
         </div>
     }
-}
-
-/// Copies text to the clipboard (best effort: the browser may refuse without a secure context).
-pub fn copy_text(text: &str) {
-    let clipboard = window().navigator().clipboard();
-    let _ = clipboard.write_text(text);
 }

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::app::AppCtx;
+use crate::context::AppCtx;
 
 /// The empty state.
 #[component]

@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 use shared::{MessageStatus, TurnState};
 
-use super::chat_view::copy_text;
-use crate::app::AppCtx;
+use super::copy::copy_text;
+use crate::context::AppCtx;
 use crate::state::answer::AnswerState;
 use crate::state::session::Session;
 
@@ -35,7 +35,7 @@ pub fn AnswerView(
     let ctx = expect_context::<AppCtx>();
     let finished = Memo::new(move |_| answer.with(|a| a.markdown.finished_blocks().len()));
     let status = Memo::new(move |_| answer.with(|a| a.status));
-    let has_reasoning = Memo::new(move |_| answer.with(|a| !a.reasoning.is_empty()));
+    let has_reasoning = Memo::new(move |_| answer.with(AnswerState::has_reasoning));
     let streaming = move || status.get() == MessageStatus::Streaming;
     let waiting = move || {
         answer.with(|a| {
@@ -49,7 +49,7 @@ pub fn AnswerView(
                 }
                 Some(TurnState::Loading { progress: None }) => "Loading the local model…".to_owned(),
                 Some(TurnState::Retrying { after_secs }) => format!("The model is busy; retrying in {after_secs} s…"),
-                _ if a.reasoning.is_empty() => "Thinking…".to_owned(),
+                _ if !a.has_reasoning() => "Thinking…".to_owned(),
                 _ => String::new(),
             })
         })
@@ -66,7 +66,7 @@ pub fn AnswerView(
             <Show when=move || has_reasoning.get()>
                 <details class="reasoning" data-testid="reasoning">
                     <summary>{move || if streaming() && answer.with(|a| a.text().is_empty()) { "Thinking…" } else { "Thinking" }}</summary>
-                    <div class="reasoning-text">{move || answer.with(|a| a.reasoning.clone())}</div>
+                    <div class="reasoning-text">{move || answer.with(AnswerState::reasoning)}</div>
                 </details>
             </Show>
             <div class="markdown" data-testid="answer-text">

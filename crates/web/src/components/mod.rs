@@ -3,6 +3,7 @@
 pub mod chat_item;
 pub mod chat_view;
 pub mod composer;
+pub mod copy;
 pub mod empty_state;
 pub mod icons;
 pub mod message;

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use super::chat_item::ChatItem;
-use crate::app::AppCtx;
+use crate::context::AppCtx;
 use crate::state::chats::grouped;
 
 /// The sidebar.

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use super::icons::{Icon, Svg};
-use crate::app::AppCtx;
+use crate::context::AppCtx;
 
 /// The top bar.
 #[component]

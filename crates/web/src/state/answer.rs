@@ -1,9 +1,11 @@
 //! One assistant answer on screen, built from the stream's chunks (or from a stored message).
 //!
 //! Chunks are applied by sequence number: one the answer already has is ignored, so replays after a reconnect
-//! never duplicate text.
+//! never duplicate text. Content chunks build the answer's parts with the shared [`shared::Answer`] (the same
+//! parts the server stores); this module adds what only the screen needs: the markdown rendered as it streams,
+//! the status, and what the turn waits for.
 
-use shared::{ChatRef, MessagePart, MessageStatus, TurnState, UiChunk, UiMessage, Usage};
+use shared::{Answer, ChatRef, MessageStatus, TurnState, UiChunk, UiMessage, Usage};
 
 use crate::markdown::IncrementalMarkdown;
 
@@ -21,9 +23,9 @@ pub enum Signal {
 pub struct AnswerState {
     /// Stored message id (from the `start` chunk, or the stored message).
     pub message_id: Option<String>,
-    /// Reasoning text.
-    pub reasoning: String,
-    /// Answer text, rendered incrementally.
+    /// The answer's parts.
+    pub answer: Answer,
+    /// Its text, rendered to HTML as it streams.
     pub markdown: IncrementalMarkdown,
     /// Lifecycle status.
     pub status: MessageStatus,
@@ -44,7 +46,7 @@ impl AnswerState {
     pub fn streaming() -> Self {
         Self {
             message_id: None,
-            reasoning: String::new(),
+            answer: Answer::default(),
             markdown: IncrementalMarkdown::new(),
             status: MessageStatus::Streaming,
             error: None,
@@ -59,9 +61,8 @@ impl AnswerState {
     pub fn from_stored(message: &UiMessage) -> Self {
         let mut answer = Self::streaming();
         answer.message_id = Some(message.id.to_string());
-        let text: String = message.parts.iter().filter(|p| p.is_text()).map(MessagePart::text).collect();
-        answer.markdown.set(&text);
-        answer.reasoning = message.parts.iter().filter(|p| !p.is_text()).map(MessagePart::text).collect();
+        answer.answer = Answer::from_parts(message.parts.clone());
+        answer.markdown.set(&answer.answer.text());
         answer.status = message.metadata.status;
         answer.error = message.metadata.error.clone();
         answer.model = message.metadata.model.clone();
@@ -83,6 +84,16 @@ impl AnswerState {
         self.markdown.text()
     }
 
+    /// The reasoning so far.
+    pub fn reasoning(&self) -> String {
+        self.answer.reasoning()
+    }
+
+    /// Whether the answer has reasoning.
+    pub fn has_reasoning(&self) -> bool {
+        self.answer.parts.iter().any(|part| part.is_reasoning() && !part.text().is_empty())
+    }
+
     /// Applies one chunk; returns what it means for the app, if anything.
     pub fn apply(&mut self, seq: Option<u64>, chunk: UiChunk) -> Option<Signal> {
         if let Some(seq) = seq {
@@ -99,16 +110,6 @@ impl AnswerState {
                 if let Some(model) = message_metadata.and_then(|m| m.model) {
                     self.model = Some(model);
                 }
-                None
-            }
-            UiChunk::TextDelta { delta, .. } => {
-                self.waiting = None;
-                self.markdown.push(&delta);
-                None
-            }
-            UiChunk::ReasoningDelta { delta, .. } => {
-                self.waiting = None;
-                self.reasoning.push_str(&delta);
                 None
             }
             UiChunk::DataChat { data, .. } => Some(Signal::Chat(data)),
@@ -142,12 +143,15 @@ impl AnswerState {
                 self.status = MessageStatus::Stopped;
                 None
             }
-            UiChunk::StartStep
-            | UiChunk::FinishStep
-            | UiChunk::TextStart { .. }
-            | UiChunk::TextEnd { .. }
-            | UiChunk::ReasoningStart { .. }
-            | UiChunk::ReasoningEnd { .. } => None,
+            content => {
+                if self.answer.apply(&content) {
+                    self.waiting = None;
+                }
+                if let UiChunk::TextDelta { delta, .. } = &content {
+                    self.markdown.push(delta);
+                }
+                None
+            }
         }
     }
 

@@ -134,27 +134,14 @@ impl ChatList {
         }
     }
 
-    fn url(query: &str, cursor: Option<&str>) -> String {
-        let mut url = String::from("/api/chats?limit=30");
-        if !query.trim().is_empty() {
-            url.push_str("&q=");
-            url.push_str(&String::from(js_sys::encode_uri_component(query.trim())));
-        }
-        if let Some(cursor) = cursor {
-            url.push_str("&cursor=");
-            url.push_str(cursor);
-        }
-        url
-    }
-
     /// Loads the first page for the current search.
     pub fn reload(self) {
         let generation = self.generation.get_untracked() + 1;
         self.generation.set(generation);
-        let url = Self::url(&self.query.get_untracked(), None);
+        let query = self.query.get_untracked();
         self.loading.set(true);
         spawn_local(async move {
-            let result = api::get::<ChatPage>(&url).await;
+            let result = api::chats(&query, None).await;
             if self.generation.get_untracked() != generation {
                 return;
             }
@@ -176,10 +163,10 @@ impl ChatList {
             return;
         }
         let generation = self.generation.get_untracked();
-        let url = Self::url(&self.query.get_untracked(), Some(&cursor));
+        let query = self.query.get_untracked();
         self.loading.set(true);
         spawn_local(async move {
-            let result = api::get::<ChatPage>(&url).await;
+            let result = api::chats(&query, Some(&cursor)).await;
             if self.generation.get_untracked() != generation {
                 return;
             }

@@ -3,3 +3,4 @@
 pub mod answer;
 pub mod chats;
 pub mod session;
+pub mod thread;

@@ -1,50 +1,29 @@
-//! An open chat: its messages on screen and the turn streaming in it. Sessions outlive the view (switching chats
-//! keeps a streaming answer alive), and reconnect by event id when a stream drops.
+//! An open chat's effects: loading its thread, sending messages, following the answer that streams in it, and
+//! reconnecting by event id when a stream drops. What is on screen is the plain [`Thread`] (`thread.rs`); this
+//! module holds it in a signal and talks to the server. Sessions outlive the view (switching chats keeps a
+//! streaming answer alive).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
-use gloo_net::http::Request;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde_json::json;
-use shared::{ChatRef, ChatSummary, MessagePage, Role, UiMessage};
+use shared::{ChatRef, ChatSummary, Role};
 use uuid::Uuid;
 
 use super::answer::{AnswerState, Signal};
 use super::chats::ChatList;
-use crate::api::{self, ApiError, ChunkStream};
+use super::thread::Thread;
+use crate::api::{self, ApiError, ChatStream, ChunkStream};
 
 /// Attempts to reconnect a dropped stream before giving up.
 const RECONNECT_ATTEMPTS: u32 = 6;
+/// Messages per page of history.
+const HISTORY_PAGE: u32 = 50;
 
-/// One message on screen.
-#[derive(Clone)]
-pub enum Entry {
-    /// What the user wrote.
-    User {
-        /// Stable key for the list (message id or client id).
-        key: String,
-        /// The text.
-        text: String,
-    },
-    /// An answer, updated as it streams.
-    Assistant {
-        /// Stable key for the list.
-        key: String,
-        /// The answer.
-        answer: RwSignal<AnswerState>,
-    },
-}
-
-impl Entry {
-    /// The list key.
-    pub fn key(&self) -> String {
-        match self {
-            Entry::User { key, .. } | Entry::Assistant { key, .. } => key.clone(),
-        }
-    }
-}
+/// One message on screen, its answer in a signal of its own.
+pub type Entry = super::thread::Entry<RwSignal<AnswerState>>;
 
 /// What a session needs from the rest of the app.
 #[derive(Clone, Copy)]
@@ -58,8 +37,8 @@ pub struct SessionDeps {
 pub struct Session {
     /// Chat id.
     pub chat_id: Uuid,
-    /// Messages, oldest first.
-    pub entries: RwSignal<Vec<Entry>>,
+    /// The messages on screen.
+    pub thread: RwSignal<Thread<RwSignal<AnswerState>>>,
     /// The history is loading.
     pub loading: RwSignal<bool>,
     /// Loading failed (e.g. the chat does not exist).
@@ -68,8 +47,6 @@ pub struct Session {
     pub busy: RwSignal<bool>,
     /// A short notice for the user (e.g. rate limited).
     pub notice: RwSignal<Option<String>>,
-    /// Cursor of older messages not loaded yet.
-    pub older: RwSignal<Option<String>>,
     /// The chat's title.
     pub title: RwSignal<Option<String>>,
     deps: SessionDeps,
@@ -90,12 +67,11 @@ impl Session {
     fn new(chat_id: Uuid, deps: SessionDeps, owner: Owner) -> Self {
         Self {
             chat_id,
-            entries: RwSignal::new(Vec::new()),
+            thread: RwSignal::new(Thread::default()),
             loading: RwSignal::new(false),
             load_error: RwSignal::new(None),
             busy: RwSignal::new(false),
             notice: RwSignal::new(None),
-            older: RwSignal::new(None),
             title: RwSignal::new(None),
             deps,
             owner: StoredValue::new(owner),
@@ -108,44 +84,24 @@ impl Session {
         self.owner.with_value(|owner| owner.with(|| RwSignal::new(value)))
     }
 
-    fn entries_from(self, messages: Vec<UiMessage>) -> Vec<Entry> {
-        messages
-            .into_iter()
-            .map(|message| match message.role {
-                Role::Assistant => Entry::Assistant {
-                    key: message.id.to_string(),
-                    answer: self.signal(AnswerState::from_stored(&message)),
-                },
-                _ => Entry::User { key: message.id.to_string(), text: message.text() },
-            })
-            .collect()
-    }
-
     /// Loads the newest page of history; continues an answer that is still streaming.
     pub fn load(self) {
         self.loaded.set_value(true);
         self.loading.set(true);
         spawn_local(async move {
-            let path = format!("/api/chats/{}/messages?limit=50", self.chat_id);
-            let chat_path = format!("/api/chats/{}", self.chat_id);
-            let (page, chat) = futures::join!(api::get::<MessagePage>(&path), api::get::<ChatSummary>(&chat_path));
+            let (page, chat) = futures::join!(api::messages(self.chat_id, None, HISTORY_PAGE), api::chat(self.chat_id));
             self.loading.set(false);
             match page {
                 Ok(page) => {
                     self.load_error.set(None);
-                    self.older.set(page.next_before);
-                    let entries = self.entries_from(page.messages);
-                    let streaming = entries.iter().rev().find_map(|entry| match entry {
-                        Entry::Assistant { answer, .. } if answer.with_untracked(AnswerState::is_streaming) => {
-                            Some(*answer)
-                        }
-                        _ => None,
+                    let streaming = self.thread.try_update(|thread| {
+                        thread.show_page(page, |answer| self.signal(answer));
+                        thread.streaming_answer(|answer| answer.with_untracked(AnswerState::is_streaming))
                     });
-                    self.entries.set(entries);
                     if let Ok(chat) = chat {
                         self.title.set(Some(chat.title));
                     }
-                    if let Some(answer) = streaming {
+                    if let Some(answer) = streaming.flatten() {
                         self.busy.set(true);
                         self.reconnect(answer).await;
                     }
@@ -160,16 +116,10 @@ impl Session {
 
     /// Loads the page of messages before the oldest one shown.
     pub fn load_older(self) {
-        let Some(before) = self.older.get_untracked() else { return };
+        let Some(before) = self.thread.with_untracked(|thread| thread.older().map(str::to_owned)) else { return };
         spawn_local(async move {
-            let path = format!("/api/chats/{}/messages?limit=50&before={before}", self.chat_id);
-            if let Ok(page) = api::get::<MessagePage>(&path).await {
-                self.older.set(page.next_before);
-                let mut older = self.entries_from(page.messages);
-                self.entries.update(|entries| {
-                    older.append(entries);
-                    *entries = older;
-                });
+            if let Ok(page) = api::messages(self.chat_id, Some(&before), HISTORY_PAGE).await {
+                self.thread.update(|thread| thread.prepend_page(page, |answer| self.signal(answer)));
             }
         });
     }
@@ -177,41 +127,29 @@ impl Session {
     /// Sends a message and streams the answer.
     pub fn send(self, text: String, model: Option<String>) {
         // A chat that starts here has no history to load later.
-        if self.entries.with_untracked(Vec::is_empty) {
+        if self.thread.with_untracked(Thread::is_empty) {
             self.loaded.set_value(true);
         }
         let client_id = Uuid::new_v4().to_string();
         let answer = self.signal(AnswerState::streaming());
-        self.entries.update(|entries| {
-            entries.push(Entry::User { key: client_id.clone(), text: text.clone() });
-            entries.push(Entry::Assistant { key: format!("answer-{client_id}"), answer });
-        });
-        let body = json!({
-            "id": self.chat_id,
-            "message": {"id": client_id, "role": "user", "parts": [{"type": "text", "text": text}]},
-            "model": model,
-        });
-        self.start(body, answer);
+        self.thread.update(|thread| thread.send(&client_id, text.clone(), answer));
+        let chat_id = self.chat_id;
+        self.start(answer, async move { api::send_message(chat_id, client_id, &text, model).await });
     }
 
     /// Answers the last message again, replacing the last answer (also the retry of a failed answer).
     pub fn regenerate(self, model: Option<String>) {
         let answer = self.signal(AnswerState::streaming());
-        self.entries.update(|entries| {
-            if matches!(entries.last(), Some(Entry::Assistant { .. })) {
-                entries.pop();
-            }
-            entries.push(Entry::Assistant { key: format!("answer-{}", Uuid::new_v4()), answer });
-        });
-        let body = json!({"id": self.chat_id, "trigger": "regenerate-message", "messages": [], "model": model});
-        self.start(body, answer);
+        self.thread.update(|thread| thread.regenerate(format!("answer-{}", Uuid::new_v4()), answer));
+        let chat_id = self.chat_id;
+        self.start(answer, async move { api::regenerate(chat_id, model).await });
     }
 
-    fn start(self, body: serde_json::Value, answer: RwSignal<AnswerState>) {
+    fn start(self, answer: RwSignal<AnswerState>, opening: impl Future<Output = api::ApiResult<ChatStream>> + 'static) {
         self.busy.set(true);
         self.notice.set(None);
         spawn_local(async move {
-            match api::open_stream(Request::post("/api/chat").json(&body)).await {
+            match opening.await {
                 Ok(Some(stream)) => {
                     if !self.follow(stream, answer).await {
                         self.reconnect(answer).await;
@@ -220,7 +158,7 @@ impl Session {
                 Ok(None) => self.reconnect(answer).await,
                 Err(error) if error.code() == Some("generation_in_progress") => {
                     // Another tab is answering in this chat: follow that answer instead.
-                    self.entries.update(|entries| entries.truncate(entries.len().saturating_sub(2)));
+                    self.thread.update(Thread::withdraw_sent);
                     self.notice.set(Some("An answer is already being written in this chat; following it.".to_owned()));
                     self.load();
                 }
@@ -258,15 +196,7 @@ impl Session {
                 sleep(Duration::from_millis(500 * 2u64.pow(attempt - 1))).await;
             }
             let (last, message_id) = answer.with_untracked(|a| (a.last_event, a.message_id.clone()));
-            let mut path = format!("/api/chat/{}/stream", self.chat_id);
-            if let Some(id) = &message_id {
-                path.push_str(&format!("?generation={id}"));
-            }
-            let mut request = Request::get(&path);
-            if last > 0 {
-                request = request.header("Last-Event-ID", &last.to_string());
-            }
-            match api::open_stream(request.build()).await {
+            match api::resume(self.chat_id, message_id.as_deref(), last).await {
                 Ok(Some(stream)) => {
                     if self.follow(stream, answer).await {
                         return;
@@ -291,8 +221,7 @@ impl Session {
 
     /// Replaces a streaming answer with its stored state.
     async fn refresh_answer(self, answer: RwSignal<AnswerState>) {
-        let path = format!("/api/chats/{}/messages?limit=2", self.chat_id);
-        if let Ok(page) = api::get::<MessagePage>(&path).await
+        if let Ok(page) = api::messages(self.chat_id, None, 2).await
             && let Some(stored) = page.messages.iter().rev().find(|m| m.role == Role::Assistant)
         {
             let state = AnswerState::from_stored(stored);
@@ -310,7 +239,7 @@ impl Session {
     /// Asks the server to stop the answer (the text so far is kept).
     pub fn stop(self) {
         spawn_local(async move {
-            let _ = api::post_ignore(&format!("/api/chat/{}/stop", self.chat_id), &json!({})).await;
+            let _ = api::stop(self.chat_id).await;
         });
     }
 

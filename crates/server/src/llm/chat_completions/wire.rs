@@ -1,4 +1,4 @@
-//! OpenAI chat-completions wire types (private to the client). Incoming chunks are parsed leniently: every
+//! OpenAI chat-completions wire types (private to the protocol). Incoming chunks are parsed leniently: every
 //! field may be missing, `content` may be a string or a list of parts (PROTOCOLS.md §B.1, §B.3).
 
 use serde::{Deserialize, Serialize};
@@ -7,19 +7,59 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Serialize)]
 pub struct CompletionRequest<'a> {
     pub model: &'a str,
-    pub messages: Vec<WireMessage<'a>>,
+    pub messages: Vec<WireMessage>,
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<&'static str>,
 }
 
-/// One prompt message.
+/// One prompt message: `{role, content}`, an assistant message with `tool_calls`, or a `tool` result.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct WireMessage {
+    pub role: &'static str,
+    pub content: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<WireToolCall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+/// A tool call the model made, echoed back in the history (AGENTS-PROTOCOL.md §D).
+#[derive(Debug, PartialEq, Serialize)]
+pub struct WireToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: WireFunctionCall,
+}
+
+/// Name and arguments (a JSON string) of a called function.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct WireFunctionCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A tool offered to the model.
 #[derive(Debug, Serialize)]
-pub struct WireMessage<'a> {
-    pub role: &'a str,
-    pub content: &'a str,
+pub struct WireTool<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: WireFunction<'a>,
+}
+
+/// A function's name, description and JSON Schema.
+#[derive(Debug, Serialize)]
+pub struct WireFunction<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub parameters: &'a serde_json::Value,
 }
 
 /// A streamed chunk, or an error object sent in its place.

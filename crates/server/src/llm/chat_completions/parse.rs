@@ -2,21 +2,10 @@
 
 use shared::Usage;
 
-use super::think::{Segment, ThinkSplitter};
 use super::wire::{Chunk, Content, Delta};
-use super::{ModelError, ModelEvent};
-
-/// Longest upstream error message passed on to users.
-const MAX_UPSTREAM_MESSAGE: usize = 300;
-
-/// What one SSE event meant.
-#[derive(Debug, PartialEq)]
-pub enum Parsed {
-    /// Content or metadata (possibly nothing, e.g. a role-only chunk).
-    Events(Vec<ModelEvent>),
-    /// `[DONE]`: the stream is complete.
-    Done,
-}
+use crate::llm::think::{Segment, ThinkSplitter};
+use crate::llm::transport::{Parsed, StreamParser, classify_error};
+use crate::llm::{ModelError, ModelEvent};
 
 /// Stateful parser for one response stream.
 #[derive(Debug, Default)]
@@ -24,9 +13,19 @@ pub struct ChunkParser {
     think: ThinkSplitter,
 }
 
+impl StreamParser for ChunkParser {
+    fn parse(&mut self, data: &str) -> Result<Parsed, ModelError> {
+        self.parse_payload(data)
+    }
+
+    fn finish(&mut self) -> Vec<ModelEvent> {
+        self.think.finish().into_iter().map(segment_event).collect()
+    }
+}
+
 impl ChunkParser {
     /// Parses one `data:` payload.
-    pub fn parse(&mut self, data: &str) -> Result<Parsed, ModelError> {
+    fn parse_payload(&mut self, data: &str) -> Result<Parsed, ModelError> {
         let data = data.trim();
         if data.starts_with("[DONE]") {
             return Ok(Parsed::Done);
@@ -53,15 +52,10 @@ impl ChunkParser {
         Ok(Parsed::Events(events))
     }
 
-    /// Releases text held back while looking for a `<think>` tag (call at the end of the stream).
-    pub fn finish(&mut self) -> Vec<ModelEvent> {
-        self.think.finish().into_iter().map(segment_event).collect()
-    }
-
     fn delta_events(&mut self, delta: Delta, events: &mut Vec<ModelEvent>) {
         for reasoning in [delta.reasoning_content, delta.reasoning].into_iter().flatten() {
             if !reasoning.is_empty() {
-                events.push(ModelEvent::Reasoning(reasoning));
+                events.push(ModelEvent::reasoning(reasoning));
             }
         }
         match delta.content {
@@ -75,7 +69,7 @@ impl ChunkParser {
                                 if summary.kind == "summary_text"
                                     && let Some(text) = summary.text.filter(|t| !t.is_empty())
                                 {
-                                    events.push(ModelEvent::Reasoning(text));
+                                    events.push(ModelEvent::reasoning(text));
                                 }
                             }
                         }
@@ -97,61 +91,20 @@ impl ChunkParser {
 
 fn segment_event(segment: Segment) -> ModelEvent {
     match segment {
-        Segment::Text(text) => ModelEvent::Text(text),
-        Segment::Reasoning(text) => ModelEvent::Reasoning(text),
+        Segment::Text(text) => ModelEvent::text(text),
+        Segment::Reasoning(text) => ModelEvent::reasoning(text),
     }
 }
 
 /// An error sent inside the stream (OpenAI `{"error":...}` or Databricks `{"error_code":...}`).
 fn chunk_error(chunk: &Chunk) -> Option<ModelError> {
     if let Some(code) = &chunk.error_code {
-        return Some(classify(code, chunk.message.as_deref().unwrap_or(code)));
+        return Some(classify_error(code, chunk.message.as_deref().unwrap_or(code)));
     }
     let error = chunk.error.as_ref()?;
     let message = error.get("message").and_then(|m| m.as_str()).or_else(|| error.as_str()).unwrap_or("error");
     let code = error.get("code").map(|c| c.to_string().trim_matches('"').to_owned()).unwrap_or_default();
-    Some(classify(&code, message))
-}
-
-fn classify(code: &str, message: &str) -> ModelError {
-    if code == "429"
-        || code.eq_ignore_ascii_case("REQUEST_LIMIT_EXCEEDED")
-        || code.eq_ignore_ascii_case("rate_limit_exceeded")
-    {
-        ModelError::RateLimited { retry_after: None }
-    } else {
-        ModelError::Upstream(safe_message(message))
-    }
-}
-
-/// Shortens an upstream message to something fit to show a user.
-pub fn safe_message(message: &str) -> String {
-    let message = message.trim();
-    if message.chars().count() <= MAX_UPSTREAM_MESSAGE {
-        return message.to_owned();
-    }
-    let mut short: String = message.chars().take(MAX_UPSTREAM_MESSAGE).collect();
-    short.push('…');
-    short
-}
-
-/// Best-effort message from a non-2xx body: OpenAI, Databricks and legacy shapes, or plain text.
-pub fn error_body_message(body: &str) -> String {
-    let from_json = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|value| {
-        value
-            .pointer("/error/message")
-            .or_else(|| value.get("message"))
-            .or_else(|| value.get("error"))
-            .or_else(|| value.get("detail"))
-            .and_then(|m| m.as_str())
-            .map(str::to_owned)
-    });
-    safe_message(&from_json.unwrap_or_else(|| body.to_owned()))
-}
-
-/// Whether a non-2xx body is a Databricks rate-limit error (some gateways send it with status 400).
-pub fn is_rate_limit_body(body: &str) -> bool {
-    body.contains("REQUEST_LIMIT_EXCEEDED")
+    Some(classify_error(&code, message))
 }
 
 #[cfg(test)]
@@ -177,7 +130,7 @@ mod tests {
         );
         assert_eq!(
             events(&mut parser, r#"{"choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}"#),
-            vec![ModelEvent::Text("Hello".into())]
+            vec![ModelEvent::text("Hello")]
         );
         assert_eq!(parser.parse("[DONE]").expect("done"), Parsed::Done);
     }
@@ -188,10 +141,7 @@ mod tests {
         let data = r#"{"choices":[{"delta":{"content":[
             {"type":"reasoning","summary":[{"type":"summary_text","text":"think","signature":"s"},{"type":"summary_encrypted_text","data":"x"}]},
             {"type":"text","text":"Answer"},{"type":"image","image_url":"u"}]}}]}"#;
-        assert_eq!(
-            events(&mut parser, data),
-            vec![ModelEvent::Reasoning("think".into()), ModelEvent::Text("Answer".into())]
-        );
+        assert_eq!(events(&mut parser, data), vec![ModelEvent::reasoning("think"), ModelEvent::text("Answer")]);
     }
 
     #[test]
@@ -199,11 +149,11 @@ mod tests {
         let mut parser = ChunkParser::default();
         assert_eq!(
             events(&mut parser, r#"{"choices":[{"delta":{"reasoning_content":"a"}}]}"#),
-            vec![ModelEvent::Reasoning("a".into())]
+            vec![ModelEvent::reasoning("a")]
         );
         assert_eq!(
             events(&mut parser, r#"{"choices":[{"delta":{"reasoning":"b"}}]}"#),
-            vec![ModelEvent::Reasoning("b".into())]
+            vec![ModelEvent::reasoning("b")]
         );
     }
 
@@ -214,10 +164,7 @@ mod tests {
                         "usage":{"completion_tokens":2,"prompt_tokens":20,"total_tokens":22}}"#;
         assert_eq!(
             events(&mut parser, llama),
-            vec![
-                ModelEvent::Text("The ".into()),
-                ModelEvent::Usage(Usage { input_tokens: Some(20), output_tokens: Some(2) })
-            ]
+            vec![ModelEvent::text("The "), ModelEvent::Usage(Usage { input_tokens: Some(20), output_tokens: Some(2) })]
         );
         let usage_only = r#"{"choices":[],"usage":{"prompt_tokens":20,"completion_tokens":57,"total_tokens":77}}"#;
         assert_eq!(
@@ -241,7 +188,7 @@ mod tests {
         let mut all = events(&mut parser, r#"{"choices":[{"delta":{"content":"<thi"}}]}"#);
         all.extend(events(&mut parser, r#"{"choices":[{"delta":{"content":"nk>why</think>Because"}}]}"#));
         all.extend(parser.finish());
-        assert_eq!(all, vec![ModelEvent::Reasoning("why".into()), ModelEvent::Text("Because".into())]);
+        assert_eq!(all, vec![ModelEvent::reasoning("why"), ModelEvent::text("Because")]);
     }
 
     #[test]
@@ -256,14 +203,5 @@ mod tests {
             Err(ModelError::RateLimited { retry_after: None })
         );
         assert_eq!(parser.parse("{not json"), Err(ModelError::Protocol));
-    }
-
-    #[test]
-    fn error_bodies_of_every_shape() {
-        assert_eq!(error_body_message(r#"{"error":{"message":"bad model"}}"#), "bad model");
-        assert_eq!(error_body_message(r#"{"error_code":"NOT_FOUND","message":"no endpoint"}"#), "no endpoint");
-        assert_eq!(error_body_message(r#"{"error":"legacy"}"#), "legacy");
-        assert_eq!(error_body_message("plain text"), "plain text");
-        assert_eq!(error_body_message(&"x".repeat(1000)).chars().count(), 301);
     }
 }

@@ -1,103 +1,120 @@
-//! Client for OpenAI-compatible chat completions with `stream: true` (PROTOCOLS.md §B).
+//! The HTTP transport every remote protocol shares: one POST that answers with a server-sent event stream.
 //!
-//! Before the first token a failed attempt (connection error, 5xx, 429, an error event, a malformed chunk,
+//! Before the first content a failed attempt (connection error, 5xx, 429, an error event, a malformed chunk,
 //! silence) is retried with exponential backoff, honouring `Retry-After`; the caller sees a
-//! [`ModelEvent::Retrying`] for each pause. After the first token nothing is retried: the text already shown
-//! must not be generated twice, so a failure ends the stream with an error.
+//! [`ModelEvent::Retrying`] for each pause. A 401 on the app's token fetches a fresh token once. After the first
+//! content nothing is retried: the text already shown must not be generated twice, so a failure ends the stream
+//! with an error. A protocol ([`WireProtocol`]) only says where to send what, and how to read what comes back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
 use eventsource_stream::{EventStream, Eventsource};
 use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use secrecy::ExposeSecret;
 
-use super::parse::{ChunkParser, Parsed, error_body_message, is_rate_limit_body};
 use super::token::TokenSource;
-use super::wire::{CompletionRequest, WireMessage};
 use super::{ChatModel, ModelError, ModelEvent, ModelRequest, ModelStream};
+use crate::config::ClientSettings;
 
-/// Timeouts and retry policy.
-#[derive(Debug, Clone)]
-pub struct ClientSettings {
-    /// TCP/TLS connect timeout (`LLM_CONNECT_TIMEOUT_SECS`).
-    pub connect_timeout: Duration,
-    /// Longest silence allowed: until the response headers, and between two chunks (`LLM_IDLE_TIMEOUT_SECS`).
-    pub idle_timeout: Duration,
-    /// Retries before the first token (`LLM_MAX_RETRIES`).
-    pub max_retries: usize,
-    /// First backoff pause; it doubles up to 8 s.
-    pub retry_base_delay: Duration,
-    /// Longest `Retry-After` honoured; a longer one fails at once with the wait in the message
-    /// (`LLM_MAX_RETRY_WAIT_SECS`).
-    pub max_retry_wait: Duration,
-    /// Speak HTTP/2 without negotiation to an `http://` endpoint (`LLM_HTTP2_PRIOR_KNOWLEDGE`), so all turns
-    /// share one multiplexed connection. `https://` endpoints negotiate HTTP/2 on their own (Databricks does).
-    pub http2_prior_knowledge: bool,
+/// Longest upstream error message passed on to users.
+const MAX_UPSTREAM_MESSAGE: usize = 300;
+
+/// What one `data:` payload of a response stream meant.
+#[derive(Debug, PartialEq)]
+pub enum Parsed {
+    /// Content or metadata (possibly nothing, e.g. a role-only chunk).
+    Events(Vec<ModelEvent>),
+    /// The stream is complete (`[DONE]`, or the protocol's own end).
+    Done,
 }
 
-impl Default for ClientSettings {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(120),
-            max_retries: 3,
-            retry_base_delay: Duration::from_millis(500),
-            max_retry_wait: Duration::from_secs(30),
-            http2_prior_knowledge: false,
-        }
+/// Reads one response stream of a protocol.
+pub trait StreamParser: Send + 'static {
+    /// Parses one `data:` payload; an error ends the stream.
+    fn parse(&mut self, data: &str) -> Result<Parsed, ModelError>;
+
+    /// Releases anything held back (call at the end of the stream).
+    fn finish(&mut self) -> Vec<ModelEvent>;
+}
+
+/// A protocol spoken over the shared transport: its URL, its request body and its stream parser.
+pub trait WireProtocol: Send + Sync + 'static {
+    /// The parser of one response.
+    type Parser: StreamParser;
+
+    /// Where to send the request.
+    fn url(&self, request: &ModelRequest) -> String;
+
+    /// The request body (JSON).
+    fn body(&self, request: &ModelRequest) -> Result<Vec<u8>, ModelError>;
+
+    /// A parser for one response.
+    fn parser(&self) -> Self::Parser;
+}
+
+/// A model reached over HTTP with protocol `P`. Cheap to clone.
+pub struct HttpModel<P: WireProtocol> {
+    inner: Arc<Inner<P>>,
+}
+
+impl<P: WireProtocol> Clone for HttpModel<P> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
     }
 }
 
-/// OpenAI-compatible chat-completions client. Cheap to clone.
-#[derive(Clone)]
-pub struct OpenAiClient {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
+struct Inner<P> {
+    protocol: P,
     http: reqwest::Client,
-    completions_url: String,
     tokens: Arc<dyn TokenSource>,
     settings: ClientSettings,
 }
 
 /// A response that produced its first content (or ended cleanly before any).
-struct Opened {
+struct Opened<Parser> {
     /// Events read while looking for the first content, in order.
     head: Vec<ModelEvent>,
     /// The rest of the response, `None` when it already ended.
-    rest: Option<(EventStream<BoxedBytes>, ChunkParser)>,
+    rest: Option<(EventStream<BoxedBytes>, Parser)>,
 }
 
-type BoxedBytes = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type BoxedBytes = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-impl OpenAiClient {
-    /// A client for `{base_url}/chat/completions`.
-    pub fn new(http: reqwest::Client, base_url: &str, tokens: Arc<dyn TokenSource>, settings: ClientSettings) -> Self {
-        let completions_url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
-        Self { inner: Arc::new(Inner { http, completions_url, tokens, settings }) }
-    }
+/// The HTTP client settings every model client should use.
+pub fn http_client(settings: &ClientSettings) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_keepalive(Duration::from_secs(30))
+        .tcp_nodelay(true);
+    let builder = if settings.http2_prior_knowledge { builder.http2_prior_knowledge() } else { builder };
+    builder.build()
+}
 
-    /// The HTTP client settings every model client should use.
-    pub fn http_client(settings: &ClientSettings) -> reqwest::Result<reqwest::Client> {
-        let builder = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_keepalive(Duration::from_secs(30))
-            .tcp_nodelay(true);
-        let builder = if settings.http2_prior_knowledge { builder.http2_prior_knowledge() } else { builder };
-        builder.build()
+impl<P: WireProtocol> HttpModel<P> {
+    /// A client speaking `protocol`.
+    pub fn new(protocol: P, http: reqwest::Client, tokens: Arc<dyn TokenSource>, settings: ClientSettings) -> Self {
+        Self { inner: Arc::new(Inner { protocol, http, tokens, settings }) }
     }
 }
 
-impl ChatModel for OpenAiClient {
+impl<P: WireProtocol> ChatModel for HttpModel<P> {
     fn stream(&self, request: ModelRequest) -> ModelStream {
         let inner = self.inner.clone();
         Box::pin(async_stream::stream! {
+            let body = match inner.protocol.body(&request) {
+                Ok(body) => Bytes::from(body),
+                Err(error) => {
+                    yield Err(error);
+                    return;
+                }
+            };
+            let url = inner.protocol.url(&request);
             let (retry_tx, mut retry_rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
             let settings = &inner.settings;
             let backoff = ExponentialBuilder::default()
@@ -106,7 +123,7 @@ impl ChatModel for OpenAiClient {
                 .with_max_times(settings.max_retries)
                 .with_jitter();
             let opened = {
-                let opening = (|| inner.open(&request))
+                let opening = (|| inner.open(&url, &body, &request))
                     .retry(backoff)
                     .when(|error: &ModelError| {
                         error.is_retryable() && error.retry_after().is_none_or(|wait| wait <= settings.max_retry_wait)
@@ -134,7 +151,7 @@ impl ChatModel for OpenAiClient {
             };
             // No more retries: the prompt (the whole history, up to the token budget) need not stay in memory
             // for the rest of the answer.
-            drop(request);
+            drop((request, body));
             for event in head {
                 yield Ok(event);
             }
@@ -168,23 +185,17 @@ impl ChatModel for OpenAiClient {
     }
 }
 
-impl Inner {
+impl<P: WireProtocol> Inner<P> {
     /// One attempt: send the request and read until the first content event.
-    async fn open(&self, request: &ModelRequest) -> Result<Opened, ModelError> {
-        let body = CompletionRequest {
-            model: &request.model,
-            messages: request
-                .messages
-                .iter()
-                .map(|m| WireMessage { role: m.role.as_str(), content: &m.content })
-                .collect(),
-            stream: true,
-            temperature: request.temperature,
-            max_tokens: request.max_tokens,
-        };
+    async fn open(&self, url: &str, body: &Bytes, request: &ModelRequest) -> Result<Opened<P::Parser>, ModelError> {
         let mut refreshed = false;
         let response = loop {
-            let mut builder = self.http.post(&self.completions_url).header("accept", "text/event-stream").json(&body);
+            let mut builder = self
+                .http
+                .post(url)
+                .header("accept", "text/event-stream")
+                .header("content-type", "application/json")
+                .body(body.clone());
             let token = match &request.user_token {
                 Some(token) => Some(token.clone()),
                 None => self.tokens.bearer().await?,
@@ -224,7 +235,7 @@ impl Inner {
         };
         let bytes: BoxedBytes = Box::pin(response.bytes_stream());
         let mut events = bytes.eventsource();
-        let mut parser = ChunkParser::default();
+        let mut parser = self.protocol.parser();
         let mut head = Vec::new();
         loop {
             let Some(data) = next_payload(&mut events, self.settings.idle_timeout).await? else {
@@ -237,8 +248,7 @@ impl Inner {
                     return Ok(Opened { head, rest: None });
                 }
                 Parsed::Events(parsed) => {
-                    let has_content =
-                        parsed.iter().any(|e| matches!(e, ModelEvent::Text(_) | ModelEvent::Reasoning(_)));
+                    let has_content = parsed.iter().any(ModelEvent::is_content);
                     head.extend(parsed);
                     if has_content {
                         return Ok(Opened { head, rest: Some((events, parser)) });
@@ -293,6 +303,48 @@ fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -
     }
 }
 
+/// An error that arrived inside a stream, by its code (`429`, Databricks `REQUEST_LIMIT_EXCEEDED`, ...).
+pub fn classify_error(code: &str, message: &str) -> ModelError {
+    if code == "429"
+        || code.eq_ignore_ascii_case("REQUEST_LIMIT_EXCEEDED")
+        || code.eq_ignore_ascii_case("rate_limit_exceeded")
+    {
+        ModelError::RateLimited { retry_after: None }
+    } else {
+        ModelError::Upstream(safe_message(message))
+    }
+}
+
+/// Shortens an upstream message to something fit to show a user.
+pub fn safe_message(message: &str) -> String {
+    let message = message.trim();
+    if message.chars().count() <= MAX_UPSTREAM_MESSAGE {
+        return message.to_owned();
+    }
+    let mut short: String = message.chars().take(MAX_UPSTREAM_MESSAGE).collect();
+    short.push('…');
+    short
+}
+
+/// Best-effort message from a non-2xx body: OpenAI, Databricks and legacy shapes, or plain text.
+pub fn error_body_message(body: &str) -> String {
+    let from_json = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|value| {
+        value
+            .pointer("/error/message")
+            .or_else(|| value.get("message"))
+            .or_else(|| value.get("error"))
+            .or_else(|| value.get("detail"))
+            .and_then(|m| m.as_str())
+            .map(str::to_owned)
+    });
+    safe_message(&from_json.unwrap_or_else(|| body.to_owned()))
+}
+
+/// Whether a non-2xx body is a Databricks rate-limit error (some gateways send it with status 400).
+fn is_rate_limit_body(body: &str) -> bool {
+    body.contains("REQUEST_LIMIT_EXCEEDED")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +378,14 @@ mod tests {
             status_error(StatusCode::BAD_REQUEST, None, r#"{"error":{"message":"prompt too long"}}"#),
             ModelError::Rejected("prompt too long".into())
         );
+    }
+
+    #[test]
+    fn error_bodies_of_every_shape() {
+        assert_eq!(error_body_message(r#"{"error":{"message":"bad model"}}"#), "bad model");
+        assert_eq!(error_body_message(r#"{"error_code":"NOT_FOUND","message":"no endpoint"}"#), "no endpoint");
+        assert_eq!(error_body_message(r#"{"error":"legacy"}"#), "legacy");
+        assert_eq!(error_body_message("plain text"), "plain text");
+        assert_eq!(error_body_message(&"x".repeat(1000)).chars().count(), 301);
     }
 }

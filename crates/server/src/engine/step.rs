@@ -1,0 +1,55 @@
+//! One step of a turn: one model call, whose events go to the turn's log, ending with the tool calls (if any) that
+//! this server must run before the next step.
+
+use futures::StreamExt;
+use shared::{ToolPart, TurnState, UiChunk, Usage};
+
+use super::live::LiveTurn;
+use crate::llm::{ChatModel, ModelEvent, ModelRequest};
+
+/// How a step ended.
+#[derive(Debug)]
+pub(super) enum StepEnd {
+    /// The model finished and asked for nothing more.
+    Answered,
+    /// The model finished with tool calls this server must run, in order.
+    ToolCalls(Vec<ToolPart>),
+    /// The model failed; the message is safe to show.
+    Failed(String),
+    /// The turn was asked to end (see [`LiveTurn::cancel_reason`]).
+    Cancelled,
+}
+
+/// Runs one model call to its end; returns how it ended and the usage it reported.
+pub(super) async fn run(turn: &LiveTurn, model: &dyn ChatModel, request: ModelRequest) -> (StepEnd, Option<Usage>) {
+    let mut usage: Option<Usage> = None;
+    let mut stream = model.stream(request);
+    // One cancellation future for the whole step: creating one per token would register a waiter each time.
+    let cancelled = turn.cancelled();
+    tokio::pin!(cancelled);
+    let end = loop {
+        tokio::select! {
+            biased;
+            () = &mut cancelled => break StepEnd::Cancelled,
+            event = stream.next() => match event {
+                Some(Ok(ModelEvent::Content(content))) => turn.push(content),
+                Some(Ok(ModelEvent::Usage(reported))) => usage = Some(reported),
+                Some(Ok(ModelEvent::Finished(_))) => {}
+                Some(Ok(ModelEvent::Retrying { after })) => {
+                    turn.push_control(UiChunk::status(TurnState::Retrying { after_secs: after.as_secs_f64().ceil() as u64 }));
+                }
+                Some(Ok(ModelEvent::Queued { position })) => turn.push_control(UiChunk::status(TurnState::Queued { position })),
+                Some(Ok(ModelEvent::Loading { progress })) => turn.push_control(UiChunk::status(TurnState::Loading { progress })),
+                Some(Ok(ModelEvent::Running)) => turn.push_control(UiChunk::status(TurnState::Running)),
+                Some(Err(error)) => break StepEnd::Failed(error.to_string()),
+                None => {
+                    let calls = turn.read(|log| log.pending_tool_calls());
+                    break if calls.is_empty() { StepEnd::Answered } else { StepEnd::ToolCalls(calls) };
+                }
+            },
+        }
+    };
+    // Dropping the stream closes the upstream request, so a stopped model stops generating (and billing).
+    drop(stream);
+    (end, usage)
+}
