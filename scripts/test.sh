@@ -22,6 +22,9 @@ cargo clippy --all-targets --locked -- -D warnings
 log "cargo clippy (web, wasm32)"
 cargo clippy -p web --target wasm32-unknown-unknown --locked -- -D warnings
 
+log "no import circles among the server's or the web client's modules (docs/architecture.md)"
+python3 scripts/check-imports.py crates/server/src crates/web/src
+
 log "sqlx offline data is up to date (.sqlx/)"
 check_db="chat_sqlx_check"
 check_url="${TEST_ADMIN_URL%/*}/$check_db"

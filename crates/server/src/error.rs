@@ -161,11 +161,9 @@ pub fn is_connection_error(error: &sqlx::Error) -> bool {
         // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, class 08 connection exceptions.
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // 28P01 invalid_password: a Lakebase credential was revoked or expired before it was replaced. The
-            // rotation mints a new one now, so like a lost connection this is worth a retry.
-            Some("28P01") => {
-                crate::db::credentials::note_auth_failure();
-                true
-            }
+            // rotation, told (see `PasswordRefused`), mints a new one now, so like a lost connection this is worth a
+            // retry.
+            Some("28P01") => true,
             Some(code) => code.starts_with("08") || code.starts_with("57P"),
             None => false,
         },
@@ -173,8 +171,19 @@ pub fn is_connection_error(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Marks a response that failed because the database refused the pool's password (SQLSTATE 28P01); the
+/// middleware that owns the pool's [`crate::db::PasswordRefusals`] tells the rotation.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordRefused;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let refused = match &self {
+            ApiError::Unavailable(source) => source.downcast_ref::<sqlx::Error>().is_some_and(
+                |error| matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("28P01")),
+            ),
+            _ => false,
+        };
         match &self {
             ApiError::Internal(source) => tracing::error!(error = ?source, "request failed"),
             ApiError::Unavailable(source) => tracing::warn!(error = %source, "dependency unavailable"),
@@ -182,6 +191,9 @@ impl IntoResponse for ApiError {
         }
         let status = self.status_code();
         let mut response = (status, axum::Json(self.body())).into_response();
+        if refused {
+            response.extensions_mut().insert(PasswordRefused);
+        }
         if let ApiError::RateLimited { retry_after_secs, .. } = self
             && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
         {

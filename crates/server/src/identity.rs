@@ -11,7 +11,7 @@ use shared::{IdentityMode, Me};
 
 use crate::config::IdentityConfig;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Header with the user's email, set by the Databricks Apps proxy.
 pub const EMAIL_HEADER: &str = "x-forwarded-email";

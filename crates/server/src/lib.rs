@@ -13,10 +13,12 @@ pub mod platform;
 pub mod routes;
 pub mod security;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod tools;
 pub mod validate;
 pub mod web;
 
 pub use db::MIGRATOR;
-pub use startup::{AppState, Application};
+pub use startup::Application;
+pub use state::AppState;

@@ -16,3 +16,17 @@ pub async fn request_timeout(State(limit): State<Duration>, request: Request, ne
         Err(_) => ApiError::Timeout.into_response(),
     }
 }
+
+/// Tells the pool's password rotation when a request failed because the database refused the password (the error
+/// marks its response with [`crate::error::PasswordRefused`]), so a new Lakebase credential is minted at once.
+pub async fn note_refused_password(
+    State(refusals): State<crate::db::PasswordRefusals>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.extensions().get::<crate::error::PasswordRefused>().is_some() {
+        refusals.note();
+    }
+    response
+}

@@ -1,5 +1,4 @@
-//! Building and running the application: shared state, the router with its middleware, the listener and
-//! graceful shutdown. `main.rs` and the tests both go through [`Application`].
+//! Building and running the application: the router with its middleware, the listener and graceful shutdown. `main.rs` and the tests both go through [`Application`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,7 +8,6 @@ use anyhow::Context;
 use axum::http::{HeaderName, Response, StatusCode};
 use axum::serve::ListenerExt;
 use axum::{Extension, Router};
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -18,31 +16,10 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::{Config, IdentityConfig};
-use crate::databricks::DatabricksAuth;
-use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::security::SecurityHeaders;
+use crate::state::AppState;
 use crate::{platform, routes};
-
-/// State shared by every handler; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// Connection pool.
-    pub db: PgPool,
-    /// Configuration read at start.
-    pub config: Arc<Config>,
-    /// Runs turns.
-    pub engine: Engine,
-}
-
-impl AppState {
-    /// Builds the state: the model client from the configuration and a started engine.
-    pub async fn new(db: PgPool, config: Config, databricks: Option<&DatabricksAuth>) -> anyhow::Result<Self> {
-        let models = platform::models(&config, databricks)?;
-        let engine = Engine::start(db.clone(), &config, models.directory, models.client).await?;
-        Ok(Self { db, config: Arc::new(config), engine })
-    }
-}
 
 /// A server that has connected to its database, migrated it and bound its port, ready to run.
 pub struct Application {
@@ -56,11 +33,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let databricks = platform::databricks_auth(&config)?;
         let passwords = platform::lakebase_passwords(&config, databricks.as_ref())?;
-        let db = crate::db::connect_and_migrate(&config.database, passwords).await?;
+        let refusals = crate::db::PasswordRefusals::default();
+        let db = crate::db::connect_and_migrate(&config.database, passwords, &refusals).await?;
         let listener = TcpListener::bind(config.http.bind)
             .await
             .with_context(|| format!("cannot listen on {}; set PORT (or HOST) to a free address", config.http.bind))?;
-        let state = AppState::new(db, config, databricks.as_ref()).await?;
+        let state = AppState::new(db, refusals, config, databricks.as_ref()).await?;
         Ok(Self::with_parts(listener, state))
     }
 
@@ -147,7 +125,8 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(security_headers, crate::security::add_headers))
-        .layer(axum::middleware::from_fn(crate::security::same_origin_only));
+        .layer(axum::middleware::from_fn(crate::security::same_origin_only))
+        .layer(axum::middleware::from_fn_with_state(state.refusals.clone(), crate::middleware::note_refused_password));
     let app = match dist {
         Some(dist) => api.merge(crate::web::router(&dist)),
         None => api.fallback(fallback),

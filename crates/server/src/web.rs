@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Finds the built web app: `WEB_DIST_DIR`, else `dist` next to the executable, else `dist` in the working
 /// directory. `None` when there is no `index.html` in any of them (the API still works).

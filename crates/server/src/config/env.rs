@@ -16,12 +16,6 @@ pub struct EnvMap {
     looked_up: Arc<Mutex<BTreeSet<String>>>,
 }
 
-impl crate::databricks::Vars for EnvMap {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).map(str::to_owned)
-    }
-}
-
 impl EnvMap {
     /// The current process environment.
     pub fn from_process() -> Self {

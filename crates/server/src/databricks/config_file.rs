@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ini::{Ini, ParseOption};
 
-use super::auth::Vars;
+use super::vars::Vars;
 
 /// Variable naming the config file (default `$HOME/.databrickscfg`).
 pub const ENV_CONFIG_FILE: &str = "DATABRICKS_CONFIG_FILE";

@@ -10,7 +10,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::auth::{AuthError, DatabricksAuth, Fetched, HTTP_TIMEOUT, TokenCache, Vars, describe_reqwest, instant_at};
+use super::auth::DatabricksAuth;
+use super::error::AuthError;
+use super::token_cache::{Fetched, HTTP_TIMEOUT, TokenCache, describe_reqwest, instant_at};
+use super::vars::Vars;
 
 /// Variable holding the Autoscaling endpoint path (`projects/<p>/branches/<b>/endpoints/<e>`).
 pub const ENV_LAKEBASE_ENDPOINT: &str = "LAKEBASE_ENDPOINT";

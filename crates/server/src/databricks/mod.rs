@@ -1,10 +1,22 @@
-//! Databricks access for the server: unified client authentication (host, credential chain, token cache), the
-//! `~/.databrickscfg` reader, and Lakebase Postgres password minting. Wire formats follow PROTOCOLS.md C and E.
+//! Databricks access for the server: unified client authentication (the variables it reads, the host, the
+//! credential chain, OAuth M2M, the CLI, the token cache), the `~/.databrickscfg` reader, and Lakebase Postgres
+//! password minting. Wire formats follow PROTOCOLS.md C and E.
 
 pub mod auth;
+pub mod auth_type;
+pub mod cli;
 pub mod config_file;
+pub mod error;
+pub mod host;
 pub mod lakebase;
+pub mod m2m;
+pub mod token_cache;
+pub mod vars;
 
-pub use auth::{AuthError, AuthType, DatabricksAuth, HostError, ProcessVars, Vars, normalize_host};
+pub use auth::DatabricksAuth;
+pub use auth_type::AuthType;
 pub use config_file::{ConfigFile, ConfigFileError, Profile};
+pub use error::AuthError;
+pub use host::{HostError, normalize_host};
 pub use lakebase::{LakebasePasswords, LakebaseSource};
+pub use vars::{ProcessVars, Vars};

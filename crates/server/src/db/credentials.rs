@@ -20,13 +20,28 @@ const MAX_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// Shortest pause between two looks, and between two re-mints after refused passwords.
 const MIN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Woken when PostgreSQL refuses a password anywhere in the process (see [`note_auth_failure`]).
-static AUTH_FAILED: Notify = Notify::const_new();
+/// Tells a pool's password rotation that the database refused the password (SQLSTATE 28P01), so it mints a new
+/// one now rather than at its next scheduled look. Each pool has its own: two servers in one process (tests, tools)
+/// never wake each other's rotation.
+#[derive(Clone, Debug, Default)]
+pub struct PasswordRefusals(Arc<Notify>);
 
-/// Records that the database refused our password (28P01), so the rotation task replaces it now rather than at
-/// its next scheduled look.
-pub fn note_auth_failure() {
-    AUTH_FAILED.notify_waiters();
+impl PasswordRefusals {
+    /// Records a refusal.
+    pub fn note(&self) {
+        self.0.notify_waiters();
+    }
+
+    /// Records a refusal if `error` is one.
+    pub fn observe(&self, error: &sqlx::Error) {
+        if is_auth_failure(error) {
+            self.note();
+        }
+    }
+
+    async fn refused(&self) {
+        self.0.notified().await;
+    }
 }
 
 /// Whether an error is PostgreSQL refusing the password (SQLSTATE 28P01 `invalid_password`).
@@ -56,14 +71,20 @@ impl PasswordRotation {
         Ok((rotation, options, expires.map(Instant::from_std)))
     }
 
-    /// Replaces the pool's password whenever the credential changes, until the pool closes.
-    pub fn spawn(self: Arc<Self>, pool: PgPool, first_expiry: Option<Instant>) -> tokio::task::JoinHandle<()> {
+    /// Replaces the pool's password whenever the credential changes or the database refuses it, until the pool
+    /// closes.
+    pub fn spawn(
+        self: Arc<Self>,
+        pool: PgPool,
+        first_expiry: Option<Instant>,
+        refusals: PasswordRefusals,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut expires = first_expiry;
             let mut last_forced: Option<Instant> = None;
             while !pool.is_closed() {
                 let refused = tokio::select! {
-                    () = AUTH_FAILED.notified() => true,
+                    () = refusals.refused() => true,
                     () = tokio::time::sleep(check_interval(expires, Instant::now())) => false,
                 };
                 if refused {
@@ -114,6 +135,21 @@ fn check_interval(expires: Option<Instant>, now: Instant) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn each_pool_hears_only_its_own_refusals() {
+        let (mine, theirs) = (PasswordRefusals::default(), PasswordRefusals::default());
+        let waiting = tokio::spawn({
+            let mine = mine.clone();
+            async move { mine.refused().await }
+        });
+        tokio::task::yield_now().await;
+        theirs.note();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "another pool's refusal woke this rotation");
+        mine.note();
+        tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("woken").expect("task");
+    }
 
     #[test]
     fn looks_again_at_a_quarter_of_the_remaining_life_within_bounds() {

@@ -8,7 +8,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Datelike, Utc};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+/// A cursor a client sent that is not one this server made (the routes answer 400 with the message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    /// A malformed chat-list cursor.
+    #[error("invalid cursor: pass back the `next_cursor` of a previous page")]
+    Chats,
+    /// A malformed message-page cursor.
+    #[error("invalid `before` cursor: pass back the `next_before` of a previous page")]
+    Messages,
+}
 
 /// Position after which the next page of chats starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +34,9 @@ impl ChatCursor {
         URL_SAFE_NO_PAD.encode(format!("{}|{}", self.updated_at.timestamp_micros(), self.chat_id.simple()))
     }
 
-    /// Decodes a client's cursor; anything malformed is a 400.
-    pub fn decode(raw: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::bad_request("invalid cursor: pass back the `next_cursor` of a previous page");
+    /// Decodes a client's cursor.
+    pub fn decode(raw: &str) -> Result<Self, CursorError> {
+        let invalid = || CursorError::Chats;
         let bytes = URL_SAFE_NO_PAD.decode(raw.as_bytes()).map_err(|_| invalid())?;
         let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
         let (micros, id) = text.split_once('|').ok_or_else(invalid)?;
@@ -41,11 +50,8 @@ impl ChatCursor {
 }
 
 /// Decodes a message-page cursor (the seq of the oldest message already returned).
-pub fn decode_message_cursor(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|seq| *seq > 0)
-        .ok_or_else(|| ApiError::bad_request("invalid `before` cursor: pass back the `next_before` of a previous page"))
+pub fn decode_message_cursor(raw: &str) -> Result<i64, CursorError> {
+    raw.parse::<i64>().ok().filter(|seq| *seq > 0).ok_or(CursorError::Messages)
 }
 
 #[cfg(test)]

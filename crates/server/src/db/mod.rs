@@ -20,6 +20,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::DatabaseConfig;
 use crate::databricks::LakebasePasswords;
+pub use credentials::PasswordRefusals;
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
@@ -34,10 +35,12 @@ const MIGRATION_LOCK_KEY: i64 = 0x6368_6174_6d69_6772; // "chatmigr"
 const STARTUP_CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Opens the pool, creating the local database when allowed, and brings the schema up to date. With Lakebase
-/// `passwords`, connections authenticate with minted credentials that a background task keeps current.
+/// `passwords`, connections authenticate with minted credentials that a background task keeps current, minting a
+/// new one at once when the pool's users note a refused password in `refusals`.
 pub async fn connect_and_migrate(
     config: &DatabaseConfig,
     passwords: Option<LakebasePasswords>,
+    refusals: &PasswordRefusals,
 ) -> anyhow::Result<PgPool> {
     if config.create_if_missing {
         ensure_database_exists(&config.connect).await?;
@@ -64,9 +67,9 @@ pub async fn connect_and_migrate(
         .connect_lazy_with(options);
     let rotating = rotation.is_some();
     if let Some((rotation, expires)) = rotation {
-        rotation.spawn(pool.clone(), expires);
+        rotation.spawn(pool.clone(), expires, refusals.clone());
     }
-    wait_until_reachable(&pool, rotating).await?;
+    wait_until_reachable(&pool, rotating, refusals).await?;
     migrate(&pool).await?;
     Ok(pool)
 }
@@ -82,7 +85,11 @@ fn lakebase_ssl_mode(configured: PgSslMode, verify: bool) -> PgSslMode {
     }
 }
 
-async fn wait_until_reachable(pool: &PgPool, rotating_password: bool) -> anyhow::Result<()> {
+async fn wait_until_reachable(
+    pool: &PgPool,
+    rotating_password: bool,
+    refusals: &PasswordRefusals,
+) -> anyhow::Result<()> {
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(200);
     loop {
@@ -91,8 +98,9 @@ async fn wait_until_reachable(pool: &PgPool, rotating_password: bool) -> anyhow:
             Err(error) if credentials::is_auth_failure(&error) && !rotating_password => {
                 return Err(error).context("PostgreSQL refused the password; check PGPASSWORD or DATABASE_URL");
             }
-            // A refused Lakebase password (28P01) also counts: it wakes the rotation, which mints a new one.
+            // A refused Lakebase password (28P01) also counts: the rotation, told, mints a new one.
             Err(error) if started.elapsed() < STARTUP_CONNECT_DEADLINE && crate::error::is_connection_error(&error) => {
+                refusals.observe(&error);
                 tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));

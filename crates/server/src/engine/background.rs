@@ -69,12 +69,7 @@ pub(super) async fn start(inner: &Arc<Inner>, announce_rx: mpsc::UnboundedReceiv
     let liveness = connect_liveness(&inner.db, inner.worker_id).await?;
     let connected_since = Arc::new(Mutex::new(Instant::now()));
     sweep(inner, false).await;
-    inner.background.add(tokio::spawn(keep_alive(
-        inner.db.clone(),
-        inner.worker_id,
-        liveness,
-        connected_since.clone(),
-    )));
+    inner.background.add(tokio::spawn(keep_alive(inner.clone(), liveness, connected_since.clone())));
     inner.background.add(tokio::spawn(sweep_loop(inner.clone(), connected_since)));
     inner.background.add(tokio::spawn(announce_loop(inner.db.clone(), announce_rx)));
     inner.background.add(tokio::spawn(listen_loop(inner.clone())));
@@ -90,7 +85,7 @@ async fn connect_liveness(db: &PgPool, worker_id: i64) -> sqlx::Result<PgConnect
 }
 
 /// Keeps the liveness connection (and so the worker lock) alive, reconnecting after database restarts.
-async fn keep_alive(db: PgPool, worker_id: i64, mut conn: PgConnection, connected_since: Arc<Mutex<Instant>>) {
+async fn keep_alive(inner: Arc<Inner>, mut conn: PgConnection, connected_since: Arc<Mutex<Instant>>) {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         if sqlx::Connection::ping(&mut conn).await.is_ok() {
@@ -99,9 +94,10 @@ async fn keep_alive(db: PgPool, worker_id: i64, mut conn: PgConnection, connecte
         tracing::warn!("lost the liveness connection; reconnecting");
         let mut pause = Duration::from_millis(200);
         conn = loop {
-            match connect_liveness(&db, worker_id).await {
+            match connect_liveness(&inner.db, inner.worker_id).await {
                 Ok(conn) => break conn,
-                Err(_) => {
+                Err(error) => {
+                    inner.refusals.observe(&error);
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
@@ -209,7 +205,8 @@ async fn listen_loop(inner: Arc<Inner>) {
     loop {
         let mut listener = match PgListener::connect_with(&inner.db).await {
             Ok(listener) => listener,
-            Err(_) => {
+            Err(error) => {
+                inner.refusals.observe(&error);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }

@@ -60,7 +60,14 @@ pub(super) async fn checkpoint_loop(inner: Arc<Inner>) {
             let budget = attempt_budget(failing_since, attempt_started, failure_limit, write_limit);
             if conn.is_none() {
                 let options = inner.db.connect_options();
-                conn = tokio::time::timeout(budget, options.connect()).await.ok().and_then(Result::ok);
+                conn = match tokio::time::timeout(budget, options.connect()).await {
+                    Ok(Ok(connection)) => Some(connection),
+                    Ok(Err(error)) => {
+                        inner.refusals.observe(&error);
+                        None
+                    }
+                    Err(_) => None,
+                };
             }
             let written = match conn.as_mut() {
                 Some(connection) => match tokio::time::timeout(budget, checkpoint(&inner, connection, batch)).await {
@@ -180,7 +187,7 @@ async fn checkpoint(inner: &Inner, conn: &mut PgConnection, turns: &[Arc<LiveTur
                         }
                     }
                     None => {
-                        tracing::warn!(generation.id = %turn.answer_id, "generation was recovered by another process; abandoning it");
+                        tracing::warn!(answer.id = %turn.answer_id, "generation was recovered by another process; abandoning it");
                         turn.cancel(CancelReason::Abandoned);
                     }
                 }
@@ -192,6 +199,7 @@ async fn checkpoint(inner: &Inner, conn: &mut PgConnection, turns: &[Arc<LiveTur
             true
         }
         Err(error) => {
+            inner.refusals.observe(&error);
             tracing::warn!(turns = rows.len(), error = %error, "checkpoint failed; retrying at the next interval");
             false
         }

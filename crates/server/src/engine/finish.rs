@@ -109,7 +109,7 @@ pub(super) async fn finish(inner: Arc<Inner>, turn: Arc<LiveTurn>, outcome: Outc
     turn.mark_stored();
     lock(&inner.live).remove(&turn.answer_id);
     let _ = inner.to_announce.send(turn.answer_id);
-    tracing::info!(generation.id = %turn.answer_id, status = status.as_str(), "turn ended");
+    tracing::info!(answer.id = %turn.answer_id, status = status.as_str(), "turn ended");
 }
 
 /// The final write of a turn, owned so it can be retried from a background task.
@@ -142,23 +142,26 @@ async fn store_final(inner: &Inner, owned: &OwnedFinalWrite, limit: Duration) ->
     let attempt_limit = write_timeout(inner.config.checkpoint_failure_limit);
     loop {
         let attempt = match tokio::time::timeout(attempt_limit, answers::finalize(&inner.db, &write)).await {
-            Ok(result) => result.map_err(|error| error.to_string()),
+            Ok(result) => result.map_err(|error| {
+                inner.refusals.observe(&error);
+                error.to_string()
+            }),
             Err(_) => Err(format!("no answer from the database within {} ms", attempt_limit.as_millis())),
         };
         match attempt {
             Ok(true) => return true,
             Ok(false) => {
-                tracing::warn!(generation.id = %owned.answer_id, "the answer was already finished elsewhere");
+                tracing::warn!(answer.id = %owned.answer_id, "the answer was already finished elsewhere");
                 return true;
             }
             Err(error) => {
                 let shutting_down = !inner.accepting.load(std::sync::atomic::Ordering::SeqCst);
                 let limit = if shutting_down { limit.min(Duration::from_secs(3)) } else { limit };
                 if started.elapsed() >= limit {
-                    tracing::error!(generation.id = %owned.answer_id, error = %error, "could not store the end of a turn yet");
+                    tracing::error!(answer.id = %owned.answer_id, error = %error, "could not store the end of a turn yet");
                     return false;
                 }
-                tracing::warn!(generation.id = %owned.answer_id, error = %error, "storing the end of a turn failed; retrying");
+                tracing::warn!(answer.id = %owned.answer_id, error = %error, "storing the end of a turn failed; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }

@@ -35,7 +35,7 @@ pub(super) async fn stored(inner: &Arc<Inner>, answer_id: Uuid, after: u64) -> R
             let batches = match events::events_after(&inner.db, answer_id, cursor as i64).await {
                 Ok(batches) => batches,
                 Err(error) => {
-                    tracing::warn!(generation.id = %answer_id, error = %error, "reading stored events failed; retrying");
+                    tracing::warn!(answer.id = %answer_id, error = %error, "reading stored events failed; retrying");
                     tokio::time::sleep(POLL_FALLBACK).await;
                     continue;
                 }

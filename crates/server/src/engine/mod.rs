@@ -36,7 +36,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::config::{Config, EngineConfig};
-use crate::db::{answers, chats, thread};
+use crate::db::{PasswordRefusals, answers, chats, thread};
 use crate::error::ApiError;
 use crate::limits::{ConcurrentTurns, TurnRate};
 use crate::llm::{ChatModel, ModelCatalog, ModelDirectory, ModelEntry};
@@ -88,6 +88,8 @@ pub struct Engine {
 
 struct Inner {
     db: PgPool,
+    /// Where failed writes note a refused database password.
+    refusals: PasswordRefusals,
     config: EngineConfig,
     prompt: PromptSettings,
     models: Arc<ModelDirectory>,
@@ -121,6 +123,7 @@ impl Engine {
     /// background tasks (checkpoint announcements, notifications, recovery sweeps, retention).
     pub async fn start(
         db: PgPool,
+        refusals: PasswordRefusals,
         config: &Config,
         models: Arc<ModelDirectory>,
         model: Option<Arc<dyn ChatModel>>,
@@ -131,6 +134,7 @@ impl Engine {
         let background = background::Handles::default();
         let inner = Arc::new(Inner {
             db,
+            refusals,
             config: config.engine.clone(),
             prompt: PromptSettings::from_config(config),
             models,
@@ -157,6 +161,7 @@ impl Engine {
         Self {
             inner: Arc::new(Inner {
                 db,
+                refusals: PasswordRefusals::default(),
                 config: config.engine.clone(),
                 prompt: PromptSettings::from_config(config),
                 models: Arc::new(ModelDirectory::fixed(ModelCatalog::default())),

@@ -3,10 +3,10 @@
 use axum::extract::State;
 use shared::AppConfig;
 
-use super::responses::{Timeout, Unauthorized};
+use super::openapi::{Timeout, Unauthorized};
 use crate::error::AppJson;
 use crate::identity::CurrentUser;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The empty-state texts configured for this deployment.
 #[utoipa::path(get, path = "/api/config", tag = "system", responses((status = 200, body = AppConfig), Unauthorized, Timeout))]

@@ -12,7 +12,7 @@ use shared::{
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::responses::{
+use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, StreamEvent, Timeout, Unauthorized, Unavailable,
     UnsupportedMediaType,
 };
@@ -21,7 +21,7 @@ use crate::config::ModelAuth;
 use crate::engine::TurnInput;
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
 use crate::identity::CurrentUser;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Starts a turn and streams the answer.
 ///

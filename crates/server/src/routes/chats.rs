@@ -8,7 +8,7 @@ use shared::{ChatPage, ChatSummary, CreateChatRequest, UpdateChatRequest};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::responses::{
+use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Timeout, Unauthorized, Unavailable, UnsupportedMediaType,
 };
 use crate::db::chats::{self, ChatFilter};
@@ -16,7 +16,7 @@ use crate::db::cursor::ChatCursor;
 use crate::engine::title::DEFAULT_TITLE;
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
 use crate::identity::CurrentUser;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::validate;
 
 /// Query of `GET /api/chats`.
@@ -47,7 +47,7 @@ pub async fn list_chats(
     AppQuery(query): AppQuery<ListChatsQuery>,
 ) -> ApiResult<AppJson<ChatPage>> {
     let limit = validate::page_limit(query.limit)?;
-    let after = query.cursor.as_deref().map(ChatCursor::decode).transpose()?;
+    let after = query.cursor.as_deref().map(ChatCursor::decode).transpose().map_err(super::bad_cursor)?;
     let filter = ChatFilter {
         search: validate::search_text(query.q)?,
         scope: query.scope.map(|s| validate::scope(&s)).transpose()?,

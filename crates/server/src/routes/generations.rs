@@ -4,10 +4,10 @@ use axum::extract::State;
 use shared::GenerationView;
 use uuid::Uuid;
 
-use super::responses::{BadRequest, NotFound, Timeout, Unauthorized, Unavailable};
+use super::openapi::{BadRequest, NotFound, Timeout, Unauthorized, Unavailable};
 use crate::error::{ApiResult, AppJson, AppPath};
 use crate::identity::CurrentUser;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Status and text so far of a generation (the id `POST /api/chat` returned with `Prefer: respond-async`).
 #[utoipa::path(get, path = "/api/generations/{id}", tag = "chat", params(("id" = Uuid, Path, description = "Generation id")),

@@ -4,9 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use shared::Health;
 
-use super::responses::Timeout;
+use super::openapi::Timeout;
 use crate::error::AppJson;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Reports whether the server can reach its database.
 #[utoipa::path(get, path = "/api/health", tag = "system",

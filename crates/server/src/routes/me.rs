@@ -2,7 +2,7 @@
 
 use shared::Me;
 
-use super::responses::Unauthorized;
+use super::openapi::Unauthorized;
 use crate::error::AppJson;
 use crate::identity::CurrentUser;
 

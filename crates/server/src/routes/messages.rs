@@ -6,12 +6,12 @@ use shared::{MessagePage, UiMessage};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::responses::{BadRequest, NotFound, Timeout, Unauthorized, Unavailable};
+use super::openapi::{BadRequest, NotFound, Timeout, Unauthorized, Unavailable};
 use crate::db::cursor::decode_message_cursor;
 use crate::db::{chats, thread};
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
 use crate::identity::CurrentUser;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::validate;
 
 /// Query of `GET /api/chats/{id}/messages`.
@@ -38,7 +38,7 @@ pub async fn list_messages(
     AppQuery(query): AppQuery<ListMessagesQuery>,
 ) -> ApiResult<AppJson<MessagePage>> {
     let limit = validate::page_limit(query.limit)?;
-    let before = query.before.as_deref().map(decode_message_cursor).transpose()?;
+    let before = query.before.as_deref().map(decode_message_cursor).transpose().map_err(super::bad_cursor)?;
     chats::fetch_chat(&state.db, &user.id, id).await?.ok_or(ApiError::NotFound("chat"))?;
     let mut rows = thread::page(&state.db, id, before, i64::from(limit) + 1).await?;
     let next_before = if rows.len() > limit as usize {

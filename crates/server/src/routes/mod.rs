@@ -9,7 +9,6 @@ pub mod me;
 pub mod messages;
 pub mod models;
 pub mod openapi;
-pub mod responses;
 pub mod sse;
 
 use axum::Router;
@@ -20,7 +19,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::middleware::request_timeout;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// All `/api` routes with their OpenAPI description.
 pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -53,6 +52,11 @@ pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .route("/api/{*rest}", axum::routing::any(not_found))
         .method_not_allowed_fallback(method_not_allowed);
     (router, document)
+}
+
+/// A pagination cursor the server did not make: 400 with what to send instead.
+fn bad_cursor(error: crate::db::cursor::CursorError) -> ApiError {
+    ApiError::bad_request(error.to_string())
 }
 
 async fn not_found() -> ApiError {

@@ -3,10 +3,10 @@
 use axum::extract::State;
 use shared::ModelList;
 
-use super::responses::{Timeout, Unauthorized};
+use super::openapi::{Timeout, Unauthorized};
 use crate::error::AppJson;
 use crate::identity::CurrentUser;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Lists the offered models, the default first.
 #[utoipa::path(get, path = "/api/models", tag = "chat", responses((status = 200, body = ModelList), Unauthorized, Timeout))]

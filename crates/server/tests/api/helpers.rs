@@ -6,7 +6,8 @@ use fake_databricks::FakeWorkspace;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use server::config::{Config, DatabaseSource, EnvMap};
-use server::startup::{AppState, Application};
+use server::startup::Application;
+use server::state::AppState;
 use shared::ChatSummary;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
@@ -218,7 +219,7 @@ impl Drop for TestApp {
 pub fn state_with_pool(db: PgPool) -> AppState {
     let config = Config::from_map(&test_env()).expect("test configuration is valid");
     let engine = server::engine::Engine::detached(db.clone(), &config);
-    AppState { db, config: std::sync::Arc::new(config), engine }
+    AppState { db, config: std::sync::Arc::new(config), engine, refusals: Default::default() }
 }
 
 /// Inserts `count` messages into a chat with the given text pattern (fixture; `{i}` is replaced by the index).

@@ -66,9 +66,11 @@ async fn the_local_default_creates_its_database_when_missing(_: PgPoolOptions, c
     config.database.connect = connect.clone().database(&name);
 
     // Act: twice, as two starts would.
-    let first = server::db::connect_and_migrate(&config.database, None).await.expect("first start");
+    let first =
+        server::db::connect_and_migrate(&config.database, None, &Default::default()).await.expect("first start");
     first.close().await;
-    let second = server::db::connect_and_migrate(&config.database, None).await.expect("second start");
+    let second =
+        server::db::connect_and_migrate(&config.database, None, &Default::default()).await.expect("second start");
 
     // Assert: created once, migrated, usable.
     let applied: i64 =
