@@ -58,6 +58,9 @@ log "web app: unit tests of its logic (native) and the release build"
 cargo test --locked -p web
 "$ROOT/scripts/build-web.sh"
 
+log "the Databricks Apps artifact: every file under 9 MiB (scripts/package-app.sh)"
+"$ROOT/scripts/package-app.sh"
+
 log "end-to-end: the Vercel AI SDK's transports and a real browser against the real server"
 ensure_node
 ensure_chromium

@@ -38,16 +38,7 @@ pub enum MessagePart {
     #[serde(rename = "dynamic-tool")]
     Tool(ToolPart),
     /// A source the answer cites.
-    #[serde(rename_all = "camelCase")]
-    SourceUrl {
-        /// Id of the source within the message.
-        source_id: String,
-        /// Where it is.
-        url: String,
-        /// Its title, when known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        title: Option<String>,
-    },
+    SourceUrl(Source),
     /// The start of a model step after the first (the answer went on after tool calls).
     StepStart,
     /// Application data kept with the message (`data-<name>`).
@@ -58,6 +49,20 @@ pub enum MessagePart {
     #[serde(untagged)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     Other(Value),
+}
+
+/// A source an answer cites (the same in a part and in its stream chunk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    /// Id of the source within the message.
+    pub source_id: String,
+    /// Where it is.
+    pub url: String,
+    /// Its title, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// A tool call, from its input to its result.
@@ -190,14 +195,7 @@ pub enum Content {
         error_text: String,
     },
     /// A source the answer cites.
-    Source {
-        /// Id of the source within the message.
-        source_id: String,
-        /// Where it is.
-        url: String,
-        /// Its title, when known.
-        title: Option<String>,
-    },
+    Source(Source),
 }
 
 impl Content {
@@ -225,9 +223,7 @@ impl Content {
                 }
                 content
             }
-            MessagePart::SourceUrl { source_id, url, title } => {
-                vec![Content::Source { source_id: source_id.clone(), url: url.clone(), title: title.clone() }]
-            }
+            MessagePart::SourceUrl(source) => vec![Content::Source(source.clone())],
             MessagePart::StepStart => return None,
             // Data parts and unknown parts have no stream chunk this server sends; a replay leaves them out.
             MessagePart::Data(_) | MessagePart::Other(_) => Vec::new(),
@@ -346,11 +342,7 @@ impl Answer {
                 tool.state = ToolState::OutputError;
                 tool.error_text = Some(error_text.clone());
             }
-            UiChunk::SourceUrl { source_id, url, title } => self.parts.push(MessagePart::SourceUrl {
-                source_id: source_id.clone(),
-                url: url.clone(),
-                title: title.clone(),
-            }),
+            UiChunk::SourceUrl(source) => self.parts.push(MessagePart::SourceUrl(source.clone())),
             UiChunk::Start { .. }
             | UiChunk::FinishStep
             | UiChunk::Error { .. }
@@ -400,7 +392,7 @@ mod tests {
                 r#"{"type":"dynamic-tool","toolCallId":"c1","toolName":"lookup","state":"output-available","input":{"q":1},"output":"42","providerExecuted":true}"#,
             ),
             (
-                MessagePart::SourceUrl { source_id: "s1".into(), url: "https://x".into(), title: None },
+                MessagePart::SourceUrl(Source { source_id: "s1".into(), url: "https://x".into(), title: None }),
                 r#"{"type":"source-url","sourceId":"s1","url":"https://x"}"#,
             ),
             (MessagePart::StepStart, r#"{"type":"step-start"}"#),
@@ -456,7 +448,11 @@ mod tests {
             },
             UiChunk::FinishStep,
             UiChunk::StartStep,
-            UiChunk::SourceUrl { source_id: "s1".into(), url: "https://docs".into(), title: Some("Docs".into()) },
+            UiChunk::SourceUrl(Source {
+                source_id: "s1".into(),
+                url: "https://docs".into(),
+                title: Some("Docs".into()),
+            }),
             UiChunk::TextStart { id: "3".into() },
             UiChunk::TextDelta { id: "3".into(), delta: "It is 42.".into() },
             UiChunk::TextEnd { id: "3".into() },
@@ -479,7 +475,7 @@ mod tests {
                 MessagePart::Tool(tool) if tool.state == ToolState::OutputAvailable => "tool done",
                 MessagePart::Tool(_) => "tool",
                 MessagePart::StepStart => "step",
-                MessagePart::SourceUrl { .. } => "source",
+                MessagePart::SourceUrl(_) => "source",
                 _ => "other",
             })
             .collect();

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::answer::Source;
 use crate::message::{MessageStatus, Usage};
 
 /// SSE `data:` payload that ends every stream (ignored by AI SDK clients, required by the format).
@@ -137,16 +138,7 @@ pub enum UiChunk {
         dynamic: Option<bool>,
     },
     /// A source the answer cites.
-    #[serde(rename_all = "camelCase")]
-    SourceUrl {
-        /// Id of the source within the message.
-        source_id: String,
-        /// Where it is.
-        url: String,
-        /// Its title, when known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        title: Option<String>,
-    },
+    SourceUrl(Source),
     /// The turn failed; the text so far is kept on the server.
     #[serde(rename_all = "camelCase")]
     Error {

@@ -2,7 +2,6 @@
 //! final write, stop requests, and the answer as `GET /api/generations/{id}` shows it (on the wire an answer being
 //! written is a "generation"; its id is the answer's message id).
 
-use chrono::{DateTime, Utc};
 use shared::{MessagePart, MessageStatus, Usage};
 use sqlx::PgExecutor;
 use sqlx::types::Json;
@@ -174,48 +173,4 @@ pub async fn request_cancel(db: impl PgExecutor<'_>, answer_id: Uuid) -> sqlx::R
     .execute(db)
     .await?;
     Ok(result.rows_affected() > 0)
-}
-
-/// An answer as `GET /api/generations/{id}` shows it.
-#[derive(Debug)]
-pub struct AnswerRow {
-    /// Id.
-    pub message_id: Uuid,
-    /// Chat.
-    pub chat_id: Uuid,
-    /// Message status.
-    pub status: String,
-    /// Content.
-    pub parts: Json<Vec<MessagePart>>,
-    /// Model.
-    pub model: Option<String>,
-    /// Prompt tokens.
-    pub input_tokens: Option<i64>,
-    /// Output tokens.
-    pub output_tokens: Option<i64>,
-    /// Error.
-    pub error: Option<String>,
-    /// Start.
-    pub created_at: DateTime<Utc>,
-    /// Last write.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// An assistant message of the owner, by id.
-pub async fn fetch_answer(db: impl PgExecutor<'_>, owner_id: &str, answer_id: Uuid) -> sqlx::Result<Option<AnswerRow>> {
-    sqlx::query_as!(
-        AnswerRow,
-        // language=PostgreSQL
-        r#"
-        select m.message_id, m.chat_id, m.status, m.parts as "parts: Json<Vec<MessagePart>>", m.model,
-               m.input_tokens, m.output_tokens, m.error, m.created_at, m.updated_at
-        from chat.messages m
-        join chat.chats c on c.chat_id = m.chat_id
-        where m.message_id = $1 and c.owner_id = $2 and m.role = 'assistant'
-        "#,
-        answer_id,
-        owner_id
-    )
-    .fetch_optional(db)
-    .await
 }

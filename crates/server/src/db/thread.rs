@@ -33,6 +33,8 @@ pub struct MessageRow {
     pub error: Option<String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Last write (a checkpoint or the final write, for an answer).
+    pub updated_at: DateTime<Utc>,
     /// Event id the stored parts reach (streaming messages only).
     pub resume_cursor: Option<i64>,
 }
@@ -82,7 +84,7 @@ pub async fn page(
         // language=PostgreSQL
         r#"
         select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
-               m.input_tokens, m.output_tokens, m.error, m.created_at,
+               m.input_tokens, m.output_tokens, m.error, m.created_at, m.updated_at,
                case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?"
         from chat.messages m
         where m.chat_id = $1 and m.seq < $2
@@ -104,6 +106,26 @@ pub struct HistoryRow {
     pub role: String,
     /// Content.
     pub parts: Json<Vec<MessagePart>>,
+}
+
+/// An answer of the owner, by id (`GET /api/generations/{id}`); another user's is `None`.
+pub async fn answer(db: impl PgExecutor<'_>, owner_id: &str, answer_id: Uuid) -> sqlx::Result<Option<MessageRow>> {
+    sqlx::query_as!(
+        MessageRow,
+        // language=PostgreSQL
+        r#"
+        select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
+               m.input_tokens, m.output_tokens, m.error, m.created_at, m.updated_at,
+               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?"
+        from chat.messages m
+        join chat.chats c on c.chat_id = m.chat_id
+        where m.message_id = $1 and c.owner_id = $2 and m.role = 'assistant'
+        "#,
+        answer_id,
+        owner_id
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// The history sent to the model: the newest `limit` messages before `before_seq`, newest first.

@@ -6,7 +6,7 @@
 //! it, so a turn of N tokens costs N small entries rather than N strings. Events are turned into chunks only when a
 //! client or a checkpoint reads them.
 
-use shared::{Content, MessagePart, ToolPart, ToolState, UiChunk};
+use shared::{Content, MessagePart, Source, ToolPart, ToolState, UiChunk};
 
 /// What a part holds besides its streamed text.
 #[derive(Debug)]
@@ -18,7 +18,7 @@ enum Body {
     /// A tool call; the text is its arguments' JSON as it streamed.
     Tool(Box<ToolPart>),
     /// A cited source.
-    Source { source_id: String, url: String, title: Option<String> },
+    Source(Source),
     /// The start of a step after the first.
     Step,
 }
@@ -197,9 +197,9 @@ impl TurnLog {
                 };
                 self.push_control(chunk);
             }
-            Content::Source { source_id, url, title } => {
+            Content::Source(source) => {
                 // A citation does not interrupt the text it belongs to: the open part stays open.
-                let index = self.add_part(Body::Source { source_id, url, title });
+                let index = self.add_part(Body::Source(source));
                 self.entries.push(Entry::Start(index));
             }
         }
@@ -287,9 +287,7 @@ impl TurnLog {
                     provider_executed: tool.provider_executed,
                     dynamic: Some(true),
                 },
-                Body::Source { source_id, url, title } => {
-                    UiChunk::SourceUrl { source_id: source_id.clone(), url: url.clone(), title: title.clone() }
-                }
+                Body::Source(source) => UiChunk::SourceUrl(source.clone()),
                 Body::Step => return None,
             }),
             Entry::Delta { part, end } => {
@@ -317,7 +315,7 @@ impl TurnLog {
                 provider_executed: tool.provider_executed,
                 dynamic: Some(true),
             },
-            Body::Source { .. } | Body::Step => return None,
+            Body::Source(_) | Body::Step => return None,
         })
     }
 
@@ -339,9 +337,7 @@ impl TurnLog {
                 Body::Text => MessagePart::Text { text: part.text.clone() },
                 Body::Reasoning => MessagePart::Reasoning { text: part.text.clone() },
                 Body::Tool(tool) => MessagePart::Tool((**tool).clone()),
-                Body::Source { source_id, url, title } => {
-                    MessagePart::SourceUrl { source_id: source_id.clone(), url: url.clone(), title: title.clone() }
-                }
+                Body::Source(source) => MessagePart::SourceUrl(source.clone()),
                 Body::Step => MessagePart::StepStart,
             })
             .collect()
@@ -520,7 +516,7 @@ mod tests {
         log.push(Content::ToolError { tool_call_id: "c2".into(), error_text: "no such word".into() });
         log.start_step();
         log.push(text("It is "));
-        log.push(Content::Source { source_id: "s1".into(), url: "https://docs".into(), title: None });
+        log.push(Content::Source(Source { source_id: "s1".into(), url: "https://docs".into(), title: None }));
         log.push(text("42."));
         log.finish_step();
         log

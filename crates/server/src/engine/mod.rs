@@ -250,29 +250,25 @@ impl Engine {
                 }
             }
         }
-        let row = answers::fetch_answer(&self.inner.db, owner_id, answer_id).await?;
+        let row = thread::answer(&self.inner.db, owner_id, answer_id).await?;
         Ok(StopResponse { generation_id: Some(answer_id), status: row.and_then(|r| MessageStatus::parse(&r.status)) })
     }
 
     /// An answer of this owner as `GET /api/generations/{id}` shows it; live text when it runs in this process.
     pub async fn generation_view(&self, owner_id: &str, answer_id: Uuid) -> Result<GenerationView, ApiError> {
-        let row = answers::fetch_answer(&self.inner.db, owner_id, answer_id)
-            .await?
-            .ok_or(ApiError::NotFound("generation"))?;
-        let status = MessageStatus::parse(&row.status).unwrap_or(MessageStatus::Error);
+        let row = thread::answer(&self.inner.db, owner_id, answer_id).await?.ok_or(ApiError::NotFound("generation"))?;
+        let (status, usage) = (row.status(), row.usage());
         let mut parts = row.parts.0;
         if status == MessageStatus::Streaming
             && let Some(turn) = self.live_turn(answer_id)
         {
             parts = turn.read(|log| log.parts());
         }
-        let usage = (row.input_tokens.is_some() || row.output_tokens.is_some())
-            .then_some(shared::Usage { input_tokens: row.input_tokens, output_tokens: row.output_tokens });
         Ok(GenerationView {
             id: row.message_id,
             chat_id: row.chat_id,
             status,
-            text: parts.iter().filter(|p| p.is_text()).map(|p| p.text()).collect(),
+            text: shared::text_of(&parts),
             parts,
             model: row.model,
             usage,

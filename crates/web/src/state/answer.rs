@@ -215,6 +215,35 @@ mod tests {
     }
 
     #[test]
+    fn content_builds_the_same_parts_as_the_server_stores_and_the_text_renders() {
+        let mut answer = AnswerState::streaming();
+        let chunks = [
+            UiChunk::StartStep,
+            UiChunk::ReasoningStart { id: "0".into() },
+            UiChunk::ReasoningDelta { id: "0".into(), delta: "hmm".into() },
+            UiChunk::ReasoningEnd { id: "0".into() },
+            UiChunk::ToolInputAvailable {
+                tool_call_id: "c1".into(),
+                tool_name: "lookup".into(),
+                input: serde_json::json!({"q": 1}),
+                provider_executed: Some(true),
+                dynamic: Some(true),
+            },
+            UiChunk::TextStart { id: "2".into() },
+            UiChunk::TextDelta { id: "2".into(), delta: "**bold**".into() },
+            UiChunk::TextEnd { id: "2".into() },
+        ];
+        for (seq, chunk) in chunks.into_iter().enumerate() {
+            answer.apply(Some(seq as u64 + 1), chunk);
+        }
+        assert_eq!(answer.reasoning(), "hmm");
+        assert!(answer.has_reasoning());
+        assert_eq!(answer.text(), "**bold**");
+        assert_eq!(answer.answer.parts.len(), 3, "reasoning, the tool call, text");
+        assert!(matches!(&answer.answer.parts[1], shared::MessagePart::Tool(t) if t.tool_name == "lookup"));
+    }
+
+    #[test]
     fn an_error_chunk_ends_as_error() {
         let mut answer = AnswerState::streaming();
         answer.apply(Some(1), UiChunk::Error { error_text: "the model failed".into() });
