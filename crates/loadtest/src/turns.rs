@@ -218,9 +218,10 @@ pub async fn stream_latency(args: StreamArgs) -> anyhow::Result<()> {
         task.await?;
     }
     let elapsed = started.elapsed();
-    let cpu = cpu.stop(&bench.server, elapsed);
     sampler.abort();
     let observations = std::mem::take(&mut *observations.lock().await);
+    let relayed: usize = observations.iter().map(|o| o.tokens).sum();
+    let cpu = cpu.stop(&bench.server, elapsed, relayed, "relayed token");
     let completed = observations.iter().filter(|o| o.completed && o.tokens == args.tokens).count();
     let added = Latencies::new(
         observations.iter().flat_map(|o| o.added_micros.iter().map(|&m| Duration::from_micros(m))).collect(),
@@ -306,14 +307,19 @@ impl CpuMeter {
         }
     }
 
-    fn stop(self, server: &ServerProcess, elapsed: Duration) -> String {
+    /// The CPU shares over `elapsed`, and the server's CPU time per event (`events` of `unit`, e.g. relayed tokens):
+    /// the figure that stays comparable when the machine is busy.
+    fn stop(self, server: &ServerProcess, elapsed: Duration, events: usize, unit: &str) -> String {
         let secs = elapsed.as_secs_f64();
+        let server_secs = cpu_seconds(server.pid()).unwrap_or_default() - self.server;
         let share = |before: f64, after: f64| (after - before) / secs;
         format!(
-            "CPU (cores busy on average): server {:.2}, PostgreSQL {:.2}, load generator + fake model {:.2}",
-            share(self.server, cpu_seconds(server.pid()).unwrap_or_default()),
+            "CPU (cores busy on average): server {:.2}, PostgreSQL {:.2}, load generator + fake model {:.2}; \
+             server CPU per {unit}: {:.1} µs",
+            server_secs / secs,
             share(self.postgres, postgres_cpu_seconds()),
             share(self.own, cpu_seconds(std::process::id()).unwrap_or_default()),
+            server_secs * 1e6 / events.max(1) as f64,
         )
     }
 }
@@ -328,17 +334,20 @@ pub async fn short_turns(args: ShortArgs) -> anyhow::Result<()> {
     let measure_from = started + warmup;
     let measure_until = measure_from + measured;
     let completed = Arc::new(AtomicUsize::new(0));
+    // Every turn the server ran, warm-up included: what its CPU time is divided by.
+    let ran = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let cpu = CpuMeter::start(&bench.server);
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
         let (client, base_url, message) = (bench.client.clone(), bench.server.base_url.clone(), message.clone());
-        let (completed, failed, latencies) = (completed.clone(), failed.clone(), latencies.clone());
+        let (completed, ran, failed, latencies) = (completed.clone(), ran.clone(), failed.clone(), latencies.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < measure_until {
                 let turn_started = Instant::now();
                 let result = run_turn(&client, &base_url, &message).await;
+                ran.fetch_add(1, Ordering::Relaxed);
                 let in_window = turn_started >= measure_from && Instant::now() <= measure_until;
                 match result {
                     Ok(o) if o.completed && in_window => {
@@ -361,8 +370,8 @@ pub async fn short_turns(args: ShortArgs) -> anyhow::Result<()> {
     for task in tasks {
         task.await?;
     }
-    let cpu = cpu.stop(&bench.server, started.elapsed());
     let done = completed.load(Ordering::Relaxed);
+    let cpu = cpu.stop(&bench.server, started.elapsed(), ran.load(Ordering::Relaxed), "turn");
     let turn_latency = Latencies::new(std::mem::take(&mut *latencies.lock().await));
     println!(
         "{} clients, {} tokens per answer, no model delay: {} turns completed in {} s = {:.0} turns/s ({} failed)",

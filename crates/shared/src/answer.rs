@@ -146,15 +146,26 @@ pub fn text_of(parts: &[MessagePart]) -> String {
 }
 
 /// Something a model adds to an answer. The server's turn log numbers these into stream chunks: consecutive text
-/// (or reasoning) joins one part; a change of kind, a tool call or a step starts the next.
+/// (or reasoning) joins one part; a change of kind, a tool call or a step starts the next. Anything but text is
+/// boxed: a token of text is what streams by the thousand, and it should not be moved about at the size of a tool
+/// call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Content {
     /// Answer text.
     Text(String),
     /// Reasoning text.
     Reasoning(String),
-    /// A tool call begins; its arguments follow as [`Content::ToolInputDelta`].
-    ToolInputStart {
+    /// Something about a tool call.
+    Tool(Box<ToolEvent>),
+    /// A source the answer cites.
+    Source(Box<Source>),
+}
+
+/// What happened to a tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolEvent {
+    /// A tool call begins; its arguments follow as [`ToolEvent::InputDelta`].
+    InputStart {
         /// The call's id.
         tool_call_id: String,
         /// The tool's name.
@@ -163,14 +174,14 @@ pub enum Content {
         provider_executed: bool,
     },
     /// More of a tool call's arguments (JSON text).
-    ToolInputDelta {
+    InputDelta {
         /// The call's id.
         tool_call_id: String,
         /// The next piece of the arguments' JSON text.
         delta: String,
     },
     /// A tool call's complete arguments (after its deltas, or alone when they arrive whole).
-    ToolInput {
+    Input {
         /// The call's id.
         tool_call_id: String,
         /// The tool's name.
@@ -181,24 +192,65 @@ pub enum Content {
         provider_executed: bool,
     },
     /// A tool's result.
-    ToolOutput {
+    Output {
         /// The call's id.
         tool_call_id: String,
         /// The result.
         output: Value,
     },
     /// A tool call failed.
-    ToolError {
+    Error {
         /// The call's id.
         tool_call_id: String,
         /// Why, fit to show the user (and to tell the model).
         error_text: String,
     },
-    /// A source the answer cites.
-    Source(Source),
 }
 
 impl Content {
+    /// A tool call's start.
+    pub fn tool_input_start(
+        tool_call_id: impl Into<String>,
+        tool_name: impl Into<String>,
+        provider_executed: bool,
+    ) -> Self {
+        Content::Tool(Box::new(ToolEvent::InputStart {
+            tool_call_id: tool_call_id.into(),
+            tool_name: tool_name.into(),
+            provider_executed,
+        }))
+    }
+
+    /// More of a tool call's arguments.
+    pub fn tool_input_delta(tool_call_id: impl Into<String>, delta: impl Into<String>) -> Self {
+        Content::Tool(Box::new(ToolEvent::InputDelta { tool_call_id: tool_call_id.into(), delta: delta.into() }))
+    }
+
+    /// A tool call's complete arguments.
+    pub fn tool_input(
+        tool_call_id: impl Into<String>,
+        tool_name: impl Into<String>,
+        input: Value,
+        provider_executed: bool,
+    ) -> Self {
+        Content::Tool(Box::new(ToolEvent::Input {
+            tool_call_id: tool_call_id.into(),
+            tool_name: tool_name.into(),
+            input,
+            provider_executed,
+        }))
+    }
+
+    /// A tool's result.
+    pub fn tool_output(tool_call_id: impl Into<String>, output: Value) -> Self {
+        Content::Tool(Box::new(ToolEvent::Output { tool_call_id: tool_call_id.into(), output }))
+    }
+
+    /// A failed tool call.
+    pub fn tool_error(tool_call_id: impl Into<String>, error_text: impl Into<String>) -> Self {
+        Content::Tool(Box::new(ToolEvent::Error { tool_call_id: tool_call_id.into(), error_text: error_text.into() }))
+    }
+
     /// The content that rebuilds a stored part (replaying an answer whose event log expired). A step boundary is
     /// not content: `None`, and the caller starts a step.
     pub fn of_part(part: &MessagePart) -> Option<Vec<Content>> {
@@ -206,24 +258,24 @@ impl Content {
             MessagePart::Text { text } => vec![Content::Text(text.clone())],
             MessagePart::Reasoning { text } => vec![Content::Reasoning(text.clone())],
             MessagePart::Tool(tool) => {
-                let mut content = vec![Content::ToolInput {
-                    tool_call_id: tool.tool_call_id.clone(),
-                    tool_name: tool.tool_name.clone(),
-                    input: tool.input.clone().unwrap_or(Value::Object(serde_json::Map::new())),
-                    provider_executed: tool.provider_executed.unwrap_or(false),
-                }];
+                let mut content = vec![Content::tool_input(
+                    &tool.tool_call_id,
+                    &tool.tool_name,
+                    tool.input.clone().unwrap_or(Value::Object(serde_json::Map::new())),
+                    tool.provider_executed.unwrap_or(false),
+                )];
                 match (tool.state, &tool.output, &tool.error_text) {
-                    (ToolState::OutputAvailable, Some(output), _) => content
-                        .push(Content::ToolOutput { tool_call_id: tool.tool_call_id.clone(), output: output.clone() }),
-                    (ToolState::OutputError, _, error) => content.push(Content::ToolError {
-                        tool_call_id: tool.tool_call_id.clone(),
-                        error_text: error.clone().unwrap_or_default(),
-                    }),
+                    (ToolState::OutputAvailable, Some(output), _) => {
+                        content.push(Content::tool_output(&tool.tool_call_id, output.clone()));
+                    }
+                    (ToolState::OutputError, _, error) => {
+                        content.push(Content::tool_error(&tool.tool_call_id, error.clone().unwrap_or_default()));
+                    }
                     _ => {}
                 }
                 content
             }
-            MessagePart::SourceUrl(source) => vec![Content::Source(source.clone())],
+            MessagePart::SourceUrl(source) => vec![Content::Source(Box::new(source.clone()))],
             MessagePart::StepStart => return None,
             // Data parts and unknown parts have no stream chunk this server sends; a replay leaves them out.
             MessagePart::Data(_) | MessagePart::Other(_) => Vec::new(),
@@ -514,13 +566,8 @@ mod tests {
         assert_eq!(
             content[1],
             Some(vec![
-                Content::ToolInput {
-                    tool_call_id: "c1".into(),
-                    tool_name: "lookup".into(),
-                    input: serde_json::json!({"q": 1}),
-                    provider_executed: false,
-                },
-                Content::ToolOutput { tool_call_id: "c1".into(), output: serde_json::json!({"answer": 42}) },
+                Content::tool_input("c1", "lookup", serde_json::json!({"q": 1}), false),
+                Content::tool_output("c1", serde_json::json!({"answer": 42})),
             ])
         );
         assert_eq!(content[2], None, "a step boundary");

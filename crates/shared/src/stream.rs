@@ -21,7 +21,8 @@ pub const DONE_SENTINEL: &str = "[DONE]";
 /// Response header AI SDK documentation asks UI-message-stream servers to send.
 pub const UI_STREAM_HEADER: &str = "x-vercel-ai-ui-message-stream";
 
-/// One chunk of the UI message stream.
+/// One chunk of the UI message stream. Metadata is boxed: it comes once or twice a turn, and a chunk without it
+/// is moved about for every token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum UiChunk {
@@ -33,7 +34,7 @@ pub enum UiChunk {
         message_id: Option<String>,
         /// Metadata merged into the message (status, model, time).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        message_metadata: Option<StreamMetadata>,
+        message_metadata: Option<Box<StreamMetadata>>,
     },
     /// Start of a model step.
     StartStep,
@@ -153,7 +154,7 @@ pub enum UiChunk {
     #[serde(rename_all = "camelCase")]
     MessageMetadata {
         /// Metadata fields.
-        message_metadata: StreamMetadata,
+        message_metadata: Box<StreamMetadata>,
     },
     /// Chat information (id and title), sent at the start and again when the title changes.
     #[serde(rename = "data-chat")]
@@ -180,7 +181,7 @@ pub enum UiChunk {
     Finish {
         /// Final metadata (status, usage).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        message_metadata: Option<StreamMetadata>,
+        message_metadata: Option<Box<StreamMetadata>>,
     },
 }
 

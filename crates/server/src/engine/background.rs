@@ -138,11 +138,11 @@ async fn sweep(inner: &Inner, periodic: bool) {
                 let events = [
                     StoredEvent::Chunk(UiChunk::Error { error_text: INTERRUPTED_MESSAGE.to_owned() }),
                     StoredEvent::Chunk(UiChunk::Finish {
-                        message_metadata: Some(StreamMetadata {
+                        message_metadata: Some(Box::new(StreamMetadata {
                             status: Some(MessageStatus::Interrupted),
                             error: Some(INTERRUPTED_MESSAGE.to_owned()),
                             ..StreamMetadata::default()
-                        }),
+                        })),
                     }),
                 ];
                 let write = FinalWrite {

@@ -12,7 +12,6 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::live::{CancelReason, LiveTurn};
 use super::{Inner, lock};
 use crate::db::answers::{self, CheckpointRow};
-use crate::db::events::StoredEvent;
 
 /// Turns per statement: keeps one statement's size (new text of each turn) bounded.
 const BATCH: usize = 100;
@@ -148,9 +147,7 @@ async fn checkpoint(inner: &Inner, conn: &mut PgConnection, turns: &[Arc<LiveTur
             }
             let len = log.len();
             let (parts, events) = if len > saved.seq {
-                let events: Vec<StoredEvent> =
-                    log.chunks(saved.seq + 1, len).into_iter().map(StoredEvent::from).collect();
-                (Some(log.parts()), Some(events))
+                (Some(log.parts()), Some(log.stored_events(saved.seq + 1, len)))
             } else {
                 (None, None)
             };

@@ -60,12 +60,12 @@ pub(super) async fn finish(inner: Arc<Inner>, turn: Arc<LiveTurn>, outcome: Outc
         terminal.push(UiChunk::Abort);
     }
     terminal.push(UiChunk::Finish {
-        message_metadata: Some(StreamMetadata {
+        message_metadata: Some(Box::new(StreamMetadata {
             status: Some(status),
             usage,
             error: error.clone(),
             ..StreamMetadata::default()
-        }),
+        })),
     });
     // Waits for a checkpoint batch in flight, and keeps the next ones away from this turn.
     let mut saved_guard = turn.saved.lock().await;
@@ -74,8 +74,7 @@ pub(super) async fn finish(inner: Arc<Inner>, turn: Arc<LiveTurn>, outcome: Outc
     // never finds this turn still "running" (409) nor an answer still "streaming" after a reload.
     let (parts, unsaved) = turn.update(|log| {
         log.seal();
-        let mut unsaved: Vec<StoredEvent> =
-            log.chunks(saved + 1, log.len()).into_iter().map(StoredEvent::from).collect();
+        let mut unsaved = log.stored_events(saved + 1, log.len());
         unsaved.extend(log.closing_chunks(&terminal).into_iter().map(StoredEvent::from));
         (log.parts(), unsaved)
     });

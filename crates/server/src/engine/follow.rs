@@ -87,14 +87,14 @@ async fn synthesized(inner: &Inner, answer_id: Uuid) -> Result<Vec<(u64, UiChunk
     let mut log = TurnLog::default();
     log.push_control(UiChunk::Start {
         message_id: Some(answer_id.to_string()),
-        message_metadata: Some(StreamMetadata {
+        message_metadata: Some(Box::new(StreamMetadata {
             status: Some(MessageStatus::Streaming),
             model: row.model.clone(),
             created_at: Some(row.created_at),
             chat_id: Some(row.chat_id),
             seq: Some(row.seq),
             ..StreamMetadata::default()
-        }),
+        })),
     });
     log.push_control(UiChunk::chat(row.chat_id, row.title));
     let content = TurnLog::replay(&row.parts.0);
@@ -105,7 +105,11 @@ async fn synthesized(inner: &Inner, answer_id: Uuid) -> Result<Vec<(u64, UiChunk
     }
     chunks.push(UiChunk::FinishStep);
     chunks.push(UiChunk::Finish {
-        message_metadata: Some(StreamMetadata { status: Some(status), error: row.error, ..StreamMetadata::default() }),
+        message_metadata: Some(Box::new(StreamMetadata {
+            status: Some(status),
+            error: row.error,
+            ..StreamMetadata::default()
+        })),
     });
     Ok(chunks.into_iter().enumerate().map(|(index, chunk)| (index as u64 + 1, chunk)).collect())
 }

@@ -6,7 +6,9 @@
 //! it, so a turn of N tokens costs N small entries rather than N strings. Events are turned into chunks only when a
 //! client or a checkpoint reads them.
 
-use shared::{Content, MessagePart, Source, ToolPart, ToolState, UiChunk};
+use shared::{Content, MessagePart, Source, ToolEvent, ToolPart, ToolState, UiChunk};
+
+use crate::db::events::{StoredEvent, StoredKind};
 
 /// What a part holds besides its streamed text.
 #[derive(Debug)]
@@ -140,15 +142,33 @@ impl TurnLog {
     /// Appends what a model said.
     pub fn push(&mut self, content: Content) {
         match content {
-            Content::Text(text) => self.push_streamed(Body::Text, &text),
-            Content::Reasoning(text) => self.push_streamed(Body::Reasoning, &text),
-            Content::ToolInputStart { tool_call_id, tool_name, provider_executed } => {
+            Content::Text(text) => self.push_streamed(false, &text),
+            Content::Reasoning(text) => self.push_streamed(true, &text),
+            Content::Tool(event) => self.push_tool(*event),
+            Content::Source(source) => {
+                // A citation does not interrupt the text it belongs to: the open part stays open.
+                let index = self.add_part(Body::Source(*source));
+                self.entries.push(Entry::Start(index));
+            }
+        }
+    }
+
+    /// Closes the open text or reasoning part, if any (before a step ends or the turn finishes).
+    pub fn close_part(&mut self) {
+        if let Some(part) = self.open.take() {
+            self.entries.push(Entry::End(part));
+        }
+    }
+
+    fn push_tool(&mut self, event: ToolEvent) {
+        match event {
+            ToolEvent::InputStart { tool_call_id, tool_name, provider_executed } => {
                 self.close_part();
                 let tool = tool_part(tool_call_id, tool_name, provider_executed, ToolState::InputStreaming);
                 let index = self.add_part(Body::Tool(Box::new(tool)));
                 self.entries.push(Entry::Start(index));
             }
-            Content::ToolInputDelta { tool_call_id, delta } => {
+            ToolEvent::InputDelta { tool_call_id, delta } => {
                 let Some(index) = self.tool_index(&tool_call_id, |t| t.state == ToolState::InputStreaming) else {
                     return;
                 };
@@ -156,7 +176,7 @@ impl TurnLog {
                     self.append(index, &delta);
                 }
             }
-            Content::ToolInput { tool_call_id, tool_name, input, provider_executed } => {
+            ToolEvent::Input { tool_call_id, tool_name, input, provider_executed } => {
                 let index = match self.tool_index(&tool_call_id, |t| t.state == ToolState::InputStreaming) {
                     Some(index) => index,
                     None => {
@@ -171,7 +191,7 @@ impl TurnLog {
                 }
                 self.entries.push(Entry::End(index));
             }
-            Content::ToolOutput { tool_call_id, output } => {
+            ToolEvent::Output { tool_call_id, output } => {
                 let Some(index) = self.tool_index(&tool_call_id, |_| true) else { return };
                 let Body::Tool(tool) = &mut self.parts[index as usize].body else { return };
                 tool.state = ToolState::OutputAvailable;
@@ -184,7 +204,7 @@ impl TurnLog {
                 };
                 self.push_control(chunk);
             }
-            Content::ToolError { tool_call_id, error_text } => {
+            ToolEvent::Error { tool_call_id, error_text } => {
                 let Some(index) = self.tool_index(&tool_call_id, |_| true) else { return };
                 let Body::Tool(tool) = &mut self.parts[index as usize].body else { return };
                 tool.state = ToolState::OutputError;
@@ -197,31 +217,24 @@ impl TurnLog {
                 };
                 self.push_control(chunk);
             }
-            Content::Source(source) => {
-                // A citation does not interrupt the text it belongs to: the open part stays open.
-                let index = self.add_part(Body::Source(source));
-                self.entries.push(Entry::Start(index));
-            }
         }
     }
 
-    /// Closes the open text or reasoning part, if any (before a step ends or the turn finishes).
-    pub fn close_part(&mut self) {
-        if let Some(part) = self.open.take() {
-            self.entries.push(Entry::End(part));
-        }
-    }
-
-    fn push_streamed(&mut self, body: Body, text: &str) {
+    /// Appends answer text, or reasoning, to the open part of that kind, opening one when needed.
+    fn push_streamed(&mut self, reasoning: bool, text: &str) {
         if text.is_empty() {
             return;
         }
-        let same_kind = |part: &Part| std::mem::discriminant(&part.body) == std::mem::discriminant(&body);
+        let same_kind = |part: &Part| match part.body {
+            Body::Text => !reasoning,
+            Body::Reasoning => reasoning,
+            _ => false,
+        };
         let index = match self.open {
             Some(open) if same_kind(&self.parts[open as usize]) => open,
             _ => {
                 self.close_part();
-                let index = self.add_part(body);
+                let index = self.add_part(if reasoning { Body::Reasoning } else { Body::Text });
                 self.entries.push(Entry::Start(index));
                 self.open = Some(index);
                 index
@@ -260,15 +273,16 @@ impl TurnLog {
     /// part; they are skipped, never taken for the part's start, or the delta after them would repeat the part's
     /// whole text. The walk back is one step for a plain stream and a few when something came in between.
     fn delta_text(&self, index: usize, part: u16, end: u32) -> &str {
-        let start = self.entries[..index]
-            .iter()
-            .rev()
-            .find_map(|entry| match *entry {
-                Entry::Delta { part: previous, end: previous_end } if previous == part => Some(previous_end),
-                Entry::Start(previous) if previous == part => Some(0),
-                _ => None,
-            })
-            .unwrap_or(0);
+        let start_after = |entry: &Entry| match *entry {
+            Entry::Delta { part: previous, end: previous_end } if previous == part => Some(previous_end),
+            Entry::Start(previous) if previous == part => Some(0),
+            _ => None,
+        };
+        // Nearly always the entry just before; the walk is for what came in between.
+        let start = match index.checked_sub(1).and_then(|previous| start_after(&self.entries[previous])) {
+            Some(start) => start,
+            None => self.entries[..index].iter().rev().find_map(start_after).unwrap_or(0),
+        };
         &self.parts[part as usize].text[start as usize..end as usize]
     }
 
@@ -327,6 +341,28 @@ impl TurnLog {
     /// Chunks with sequence numbers in `first..=last`.
     pub fn chunks(&self, first: u64, last: u64) -> Vec<UiChunk> {
         self.numbered_chunks(first, last).into_iter().map(|(_, chunk)| chunk).collect()
+    }
+
+    /// Events `first..=last` as stored (`db::events`): text and reasoning deltas straight from the part's text, in
+    /// their compact form, anything else as its chunk. What checkpoints write, once per event.
+    pub fn stored_events(&self, first: u64, last: u64) -> Vec<StoredEvent> {
+        (first.max(1)..=last.min(self.len()))
+            .filter_map(|seq| {
+                let (index, entry) = self.entry(seq)?;
+                let stored = match entry {
+                    Entry::Delta { part, end } => {
+                        let kind = match self.parts[part as usize].body {
+                            Body::Text => Some(StoredKind::Text),
+                            Body::Reasoning => Some(StoredKind::Reasoning),
+                            _ => None,
+                        };
+                        kind.map(|kind| StoredEvent::Delta(kind, part, self.delta_text(index, part, end).to_owned()))
+                    }
+                    _ => None,
+                };
+                stored.or_else(|| self.chunk(seq).map(StoredEvent::Chunk))
+            })
+            .collect()
     }
 
     /// The content so far, as stored message parts.
@@ -494,29 +530,20 @@ mod tests {
         log.start_step();
         log.push(text("Let me look."));
         for (id, name) in [("c1", "lookup"), ("c2", "search")] {
-            log.push(Content::ToolInputStart {
-                tool_call_id: id.into(),
-                tool_name: name.into(),
-                provider_executed: false,
-            });
+            log.push(Content::tool_input_start(id, name, false));
         }
         for (id, delta) in [("c1", "{\"q\":"), ("c2", "{\"w\":"), ("c1", "1}"), ("c2", "2}")] {
-            log.push(Content::ToolInputDelta { tool_call_id: id.into(), delta: delta.into() });
+            log.push(Content::tool_input_delta(id, delta));
         }
         for (id, name, input) in [("c1", "lookup", json!({"q": 1})), ("c2", "search", json!({"w": 2}))] {
-            log.push(Content::ToolInput {
-                tool_call_id: id.into(),
-                tool_name: name.into(),
-                input,
-                provider_executed: false,
-            });
+            log.push(Content::tool_input(id, name, input, false));
         }
         log.finish_step();
-        log.push(Content::ToolOutput { tool_call_id: "c1".into(), output: json!(42) });
-        log.push(Content::ToolError { tool_call_id: "c2".into(), error_text: "no such word".into() });
+        log.push(Content::tool_output("c1", json!(42)));
+        log.push(Content::tool_error("c2", "no such word"));
         log.start_step();
         log.push(text("It is "));
-        log.push(Content::Source(Source { source_id: "s1".into(), url: "https://docs".into(), title: None }));
+        log.push(Content::Source(Box::new(Source { source_id: "s1".into(), url: "https://docs".into(), title: None })));
         log.push(text("42."));
         log.finish_step();
         log
@@ -552,23 +579,24 @@ mod tests {
     fn pending_tool_calls_are_the_current_steps_complete_calls_without_a_result() {
         let mut log = TurnLog::default();
         log.start_step();
-        log.push(Content::ToolInput {
-            tool_call_id: "a".into(),
-            tool_name: "t".into(),
-            input: json!({}),
-            provider_executed: false,
-        });
-        log.push(Content::ToolInput {
-            tool_call_id: "b".into(),
-            tool_name: "t".into(),
-            input: json!({}),
-            provider_executed: true,
-        });
-        log.push(Content::ToolInputStart { tool_call_id: "c".into(), tool_name: "t".into(), provider_executed: false });
+        log.push(Content::tool_input("a", "t", json!({}), false));
+        log.push(Content::tool_input("b", "t", json!({}), true));
+        log.push(Content::tool_input_start("c", "t", false));
         let pending: Vec<String> = log.pending_tool_calls().into_iter().map(|t| t.tool_call_id).collect();
         assert_eq!(pending, ["a"], "not the model's own, not one still streaming");
-        log.push(Content::ToolOutput { tool_call_id: "a".into(), output: json!(1) });
+        log.push(Content::tool_output("a", json!(1)));
         assert!(log.pending_tool_calls().is_empty());
+    }
+
+    #[test]
+    fn stored_events_read_back_as_the_same_chunks() {
+        let log = tool_turn();
+        let stored = log.stored_events(1, log.len());
+        let json = serde_json::to_string(&stored).expect("serializes");
+        assert!(json.contains(r#"["t",0,"Let me look."]"#), "{json}");
+        let back: Vec<StoredEvent> = serde_json::from_str(&json).expect("parses");
+        let chunks: Vec<UiChunk> = back.into_iter().map(UiChunk::from).collect();
+        assert_eq!(chunks, log.chunks(1, log.len()));
     }
 
     #[test]

@@ -97,14 +97,14 @@ impl Engine {
         turn.update(|log| {
             log.push_control(UiChunk::Start {
                 message_id: Some(stored.answer_id.to_string()),
-                message_metadata: Some(StreamMetadata {
+                message_metadata: Some(Box::new(StreamMetadata {
                     status: Some(MessageStatus::Streaming),
                     model: Some(stored.model.id.clone()),
                     created_at: Some(stored.created_at),
                     chat_id: Some(chat_id),
                     seq: Some(stored.assistant_seq),
                     ..StreamMetadata::default()
-                }),
+                })),
             });
             log.push_control(UiChunk::chat(chat_id, stored.title.clone()));
             log.push_control(UiChunk::status(TurnState::Running));

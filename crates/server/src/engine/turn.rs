@@ -24,9 +24,11 @@ pub(super) async fn run(
     request: ModelRequest,
     context: ToolContext,
 ) {
-    let boundary = || checkpoint::write_now(&inner, &turn);
+    // The futures of what happens rarely (a step boundary, the end) are boxed when they happen, so the turn's task
+    // holds only the streaming step while the answer streams: every running turn's memory is this task's size.
+    let boundary = || Box::pin(checkpoint::write_now(&inner, &turn));
     let (outcome, usage) = run_steps(&turn, model.as_ref(), inner.tools.as_ref(), request, &context, boundary).await;
-    finish::finish(inner.clone(), turn.clone(), outcome, usage).await;
+    Box::pin(finish::finish(inner.clone(), turn.clone(), outcome, usage)).await;
 }
 
 /// The loop of steps; `at_boundary` runs between two steps (a checkpoint, so a replica that takes over sees
@@ -60,7 +62,7 @@ where
         };
         turn.update(|log| log.finish_step());
         at_boundary().await;
-        if let Some(reason) = run_tools(turn, tools, &calls, context).await {
+        if let Some(reason) = Box::pin(run_tools(turn, tools, &calls, context)).await {
             return (Outcome::cancelled(Some(reason)), usage);
         }
         let Some(template) = &template else {
@@ -108,8 +110,8 @@ async fn run_tools(
     };
     for (call, result) in calls.into_iter().zip(results) {
         turn.push(match result {
-            Ok(output) => Content::ToolOutput { tool_call_id: call.id, output },
-            Err(error_text) => Content::ToolError { tool_call_id: call.id, error_text },
+            Ok(output) => Content::tool_output(call.id, output),
+            Err(error_text) => Content::tool_error(call.id, error_text),
         });
     }
     None
@@ -186,12 +188,7 @@ mod tests {
     }
 
     fn call(id: &str, name: &str) -> Result<ModelEvent, ModelError> {
-        Ok(ModelEvent::Content(Content::ToolInput {
-            tool_call_id: id.into(),
-            tool_name: name.into(),
-            input: json!({"n": id}),
-            provider_executed: false,
-        }))
+        Ok(ModelEvent::Content(Content::tool_input(id, name, json!({"n": id}), false)))
     }
 
     fn request(tools: Vec<ToolDefinition>) -> ModelRequest {

@@ -151,7 +151,7 @@ impl<P: WireProtocol> ChatModel for HttpModel<P> {
             };
             // No more retries: the prompt (the whole history, up to the token budget) need not stay in memory
             // for the rest of the answer.
-            drop((request, body));
+            drop((request, body, url));
             for event in head {
                 yield Ok(event);
             }

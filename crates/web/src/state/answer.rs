@@ -125,12 +125,12 @@ impl AnswerState {
                 None
             }
             UiChunk::MessageMetadata { message_metadata } => {
-                self.merge_metadata(message_metadata);
+                self.merge_metadata(*message_metadata);
                 None
             }
             UiChunk::Finish { message_metadata } => {
                 if let Some(metadata) = message_metadata {
-                    self.merge_metadata(metadata);
+                    self.merge_metadata(*metadata);
                 }
                 if self.status == MessageStatus::Streaming {
                     self.status = if self.error.is_some() { MessageStatus::Error } else { MessageStatus::Complete };
@@ -204,10 +204,10 @@ mod tests {
         let signal = answer.apply(
             Some(3),
             UiChunk::Finish {
-                message_metadata: Some(shared::StreamMetadata {
+                message_metadata: Some(Box::new(shared::StreamMetadata {
                     status: Some(MessageStatus::Stopped),
                     ..shared::StreamMetadata::default()
-                }),
+                })),
             },
         );
         assert_eq!(signal, Some(Signal::Finished(MessageStatus::Stopped)));
