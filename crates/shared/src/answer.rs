@@ -19,8 +19,10 @@ use crate::stream::UiChunk;
 /// One typed piece of a message's content.
 ///
 /// Parts of a type this version does not know (written by a newer server during a rolling deploy) are kept as
-/// they are ([`MessagePart::Other`]) rather than failing the whole message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// they are ([`MessagePart::Other`]) rather than failing the whole message. Written by serde's derive, read by
+/// [`MessagePart::from_json`] (a derived reader for this tagged enum with its untagged fallbacks was 18 KB of the web
+/// app).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum MessagePart {
@@ -120,7 +122,30 @@ pub struct DataPart {
     pub data: Value,
 }
 
+impl<'de> Deserialize<'de> for MessagePart {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        MessagePart::from_json(Value::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
 impl MessagePart {
+    /// Reads a part from its JSON; a type this version does not know is kept as it is.
+    pub fn from_json(value: Value) -> Result<Self, String> {
+        let kind = value.get("type").and_then(Value::as_str).unwrap_or_default();
+        let text = || value.get("text").and_then(Value::as_str).map(str::to_owned).ok_or("a text part without `text`");
+        Ok(match kind {
+            "text" => MessagePart::Text { text: text()? },
+            "reasoning" => MessagePart::Reasoning { text: text()? },
+            "dynamic-tool" => MessagePart::Tool(serde_json::from_value(value).map_err(|e| e.to_string())?),
+            "source-url" => MessagePart::SourceUrl(serde_json::from_value(value).map_err(|e| e.to_string())?),
+            "step-start" => MessagePart::StepStart,
+            data if data.starts_with("data-") && value.get("data").is_some() => {
+                MessagePart::Data(serde_json::from_value(value).map_err(|e| e.to_string())?)
+            }
+            _ => MessagePart::Other(value),
+        })
+    }
+
     /// The text of a text or reasoning part; empty for other parts.
     pub fn text(&self) -> &str {
         match self {
