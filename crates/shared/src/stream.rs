@@ -235,7 +235,9 @@ impl WireChunk {
             "reasoning-start" => UiChunk::ReasoningStart { id: id? },
             "reasoning-delta" => UiChunk::ReasoningDelta { id: id?, delta: delta? },
             "reasoning-end" => UiChunk::ReasoningEnd { id: id? },
-            "tool-input-start" => UiChunk::ToolInputStart { tool_call_id: call?, tool_name: name?, provider_executed, dynamic },
+            "tool-input-start" => {
+                UiChunk::ToolInputStart { tool_call_id: call?, tool_name: name?, provider_executed, dynamic }
+            }
             "tool-input-delta" => UiChunk::ToolInputDelta {
                 tool_call_id: call?,
                 input_text_delta: self.input_text_delta.ok_or_else(|| missing("inputTextDelta"))?,
@@ -419,7 +421,8 @@ mod tests {
 
     #[test]
     fn every_chunk_reads_back_as_it_was_written() {
-        let metadata = Some(Box::new(StreamMetadata { status: Some(MessageStatus::Complete), ..StreamMetadata::default() }));
+        let metadata =
+            Some(Box::new(StreamMetadata { status: Some(MessageStatus::Complete), ..StreamMetadata::default() }));
         let chunks = vec![
             UiChunk::Start { message_id: Some("m".into()), message_metadata: metadata.clone() },
             UiChunk::Start { message_id: None, message_metadata: None },

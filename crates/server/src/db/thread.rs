@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use shared::{MessageMetadata, MessagePart, MessageStatus, Role, UiMessage, Usage};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 /// A row of `chat.messages`.
@@ -298,40 +298,28 @@ pub async fn is_answer_in_chat(db: impl PgExecutor<'_>, chat_id: Uuid, answer_id
     .await
 }
 
-/// What a replay of a finished answer needs when its event log has expired.
-#[derive(Debug)]
-pub struct ReplaySource {
-    /// Chat.
-    pub chat_id: Uuid,
-    /// The chat's title.
-    pub title: String,
-    /// The answer's content.
-    pub parts: Json<Vec<MessagePart>>,
-    /// Its status.
-    pub status: String,
-    /// Model that wrote it.
-    pub model: Option<String>,
-    /// Safe error text.
-    pub error: Option<String>,
-    /// When it started.
-    pub created_at: DateTime<Utc>,
-    /// Its position in the chat.
-    pub seq: i64,
-}
-
-/// An answer with its chat's title, to replay it from its stored parts.
-pub async fn replay_source(db: impl PgExecutor<'_>, answer_id: Uuid) -> sqlx::Result<Option<ReplaySource>> {
-    sqlx::query_as!(
-        ReplaySource,
+/// An answer by id, whoever owns it, with its chat's title: to replay a finished answer whose event log expired, for
+/// a follower whose access was checked already.
+pub async fn replay_source(db: &PgPool, answer_id: Uuid) -> sqlx::Result<Option<(MessageRow, String)>> {
+    let Some(answer) = sqlx::query_as!(
+        MessageRow,
         // language=PostgreSQL
         r#"
-        select m.chat_id, m.parts as "parts: sqlx::types::Json<Vec<MessagePart>>", m.status, m.model, m.error,
-               m.created_at, m.seq, c.title
-        from chat.messages m join chat.chats c on c.chat_id = m.chat_id
-        where m.message_id = $1
+        select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
+               m.input_tokens, m.output_tokens, m.error, m.created_at, m.updated_at,
+               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?"
+        from chat.messages m
+        where m.message_id = $1 and m.role = 'assistant'
         "#,
         answer_id
     )
     .fetch_optional(db)
-    .await
+    .await?
+    else {
+        return Ok(None);
+    };
+    // language=PostgreSQL
+    let title =
+        sqlx::query_scalar!("select title from chat.chats where chat_id = $1", answer.chat_id).fetch_one(db).await?;
+    Ok(Some((answer, title)))
 }

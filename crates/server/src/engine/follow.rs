@@ -82,8 +82,8 @@ pub(super) async fn stored(inner: &Arc<Inner>, answer_id: Uuid, after: u64) -> R
 
 /// A complete stream rebuilt from a stored answer (its original event log expired).
 async fn synthesized(inner: &Inner, answer_id: Uuid) -> Result<Vec<(u64, UiChunk)>, ApiError> {
-    let row = thread::replay_source(&inner.db, answer_id).await?.ok_or(ApiError::NotFound("generation"))?;
-    let status = MessageStatus::parse(&row.status).unwrap_or(MessageStatus::Error);
+    let (row, title) = thread::replay_source(&inner.db, answer_id).await?.ok_or(ApiError::NotFound("generation"))?;
+    let status = row.status();
     let mut log = TurnLog::default();
     log.push_control(UiChunk::Start {
         message_id: Some(answer_id.to_string()),
@@ -96,7 +96,7 @@ async fn synthesized(inner: &Inner, answer_id: Uuid) -> Result<Vec<(u64, UiChunk
             ..StreamMetadata::default()
         })),
     });
-    log.push_control(UiChunk::chat(row.chat_id, row.title));
+    log.push_control(UiChunk::chat(row.chat_id, title));
     let content = TurnLog::replay(&row.parts.0);
     let mut chunks = log.chunks(1, log.len());
     chunks.extend(content.chunks(1, content.len()));

@@ -433,6 +433,32 @@ async fn a_retried_post_with_the_same_message_id_creates_nothing_new(_: PgPoolOp
 }
 
 #[sqlx::test(migrations = false)]
+async fn a_retry_after_the_event_log_expired_replays_the_stored_answer(_: PgPoolOptions, connect: PgConnectOptions) {
+    let app = TestApp::spawn_with_model(connect).await;
+    let chat_id = Uuid::new_v4();
+    let body = json!({"id": chat_id, "message": {"id": "client-msg-2", "role": "user",
+                      "parts": [{"type": "text", "text": "[[fake tokens=12 reasoning=3]]"}]}});
+    let first = app.post_chat(ALICE, body.clone()).await;
+    assert_eq!(first.final_status(), Some(MessageStatus::Complete));
+
+    // The retention sweep deleted the answer's events: only its stored parts are left.
+    sqlx::query("delete from chat.generation_events").execute(&app.db).await.expect("purge");
+    let retried = app.post_chat(ALICE, body).await;
+
+    assert_eq!(retried.message_id(), first.message_id());
+    assert_eq!(retried.text(), numbered_text(12));
+    assert_eq!(retried.final_status(), Some(MessageStatus::Complete));
+    let mut answer = shared::Answer::default();
+    retried.chunks().iter().for_each(|chunk| {
+        answer.apply(chunk);
+    });
+    let stored = wait_for_answer(&app, chat_id).await;
+    assert_eq!(answer.parts, stored.parts, "the replay rebuilds the stored parts");
+    assert!(matches!(retried.chunks().first(), Some(UiChunk::Start { .. })));
+    assert!(retried.chunks().iter().any(|c| matches!(c, UiChunk::DataChat { .. })));
+}
+
+#[sqlx::test(migrations = false)]
 async fn regenerate_replaces_the_last_answer(_: PgPoolOptions, connect: PgConnectOptions) {
     let app = TestApp::spawn_with_model(connect).await;
     let chat_id = Uuid::new_v4();
