@@ -112,6 +112,17 @@ for (const [name, sdk] of Object.entries({ 'ai@5.0.60 (strict)': v5, 'ai@6.0.100
     assert.match(chat.title, /^w1 w2/, 'the model wrote the title');
   });
 
+  test(`resume on a chat that does not exist yet, or is another user's, finds nothing to resume (${name})`, async () => {
+    // useChat({ id, resume: true }) calls reconnectToStream on mount, also for a brand-new chat id: it must start
+    // cleanly (null), not in an error state; another user's chat must look exactly the same.
+    const transport = new sdk.DefaultChatTransport({ api: `${stack.url}/api/chat`, headers: { 'x-forwarded-email': USER } });
+    assert.equal(await transport.reconnectToStream({ chatId: randomUUID() }), null);
+    const othersChat = randomUUID();
+    const other = new sdk.DefaultChatTransport({ api: `${stack.url}/api/chat`, headers: { 'x-forwarded-email': 'other@example.com' } });
+    await send(sdk, other, othersChat, [userMessage('[[fake tokens=3]]')]);
+    assert.equal(await transport.reconnectToStream({ chatId: othersChat }), null);
+  });
+
   test(`DefaultChatTransport surfaces a model error as a stream error (${name})`, async () => {
     const transport = new sdk.DefaultChatTransport({ api: `${stack.url}/api/chat`, headers: { 'x-forwarded-email': USER } });
     await assert.rejects(

@@ -1,7 +1,8 @@
 //! Per-user isolation through the API: a chat is visible only to its owner. After a scenario every user's chat
 //! list must be exactly the chats the database says are theirs, and a stranger asking for a chat (its details,
-//! messages, stream, stop, answer, or a search for its words, or a new turn in it) must get 404. While a
-//! scenario runs, a prober asks the same of chats that are streaming, as strangers.
+//! messages, stop, answer, or a search for its words, or a new turn in it) must get 404, and a resume of its stream
+//! 204 (nothing to resume, as for a chat that does not exist). While a scenario runs, a prober asks the same of chats
+//! that are streaming, as strangers.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -85,6 +86,7 @@ async fn probe_as_stranger(
     let mut requests = vec![
         (Method::GET, format!("/api/chats/{chat}"), None),
         (Method::GET, format!("/api/chats/{chat}/messages"), None),
+        // Nothing to resume (204), exactly as for a chat that does not exist.
         (Method::GET, format!("/api/chat/{chat}/stream"), None),
         (Method::POST, format!("/api/chat/{chat}/stop"), None),
     ];
@@ -106,8 +108,9 @@ async fn probe_as_stranger(
         if let Some(body) = body {
             request = request.json(&body);
         }
+        let resume = path.ends_with("/stream");
         match request.send().await {
-            Ok(response) if allowed(response.status()) => {}
+            Ok(response) if allowed(response.status(), resume) => {}
             Ok(response) => violations.push(format!(
                 "{method} {path} as {stranger} (not the owner {}) answered {}",
                 plan.user,
@@ -140,8 +143,10 @@ async fn probe_as_stranger(
     violations
 }
 
-fn allowed(status: StatusCode) -> bool {
-    status == StatusCode::NOT_FOUND || status == StatusCode::SERVICE_UNAVAILABLE
+/// What a stranger may be answered: 404, or for a resume 204 (nothing to resume), or 503 while the database is down.
+fn allowed(status: StatusCode, resume: bool) -> bool {
+    let hidden = if resume { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND };
+    status == hidden || status == StatusCode::SERVICE_UNAVAILABLE
 }
 
 /// Probes chats of a wave as strangers while it runs, until cancelled; returns its violations when joined.

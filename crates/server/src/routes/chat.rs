@@ -143,7 +143,8 @@ pub struct ResumeQuery {
 }
 
 /// Resumes the chat's running turn: replays the events after the last one the client saw, then streams live.
-/// 204 when nothing runs.
+/// 204 when there is nothing to resume: nothing runs, or the chat is not one of the caller's (unknown, or another
+/// user's: the two cannot be told apart, and `useChat({ resume: true })` on a new chat id starts cleanly).
 #[utoipa::path(get, path = "/api/chat/{id}/stream", tag = "chat",
     params(("id" = Uuid, Path, description = "Chat id"),
         ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$",
@@ -153,7 +154,7 @@ pub struct ResumeQuery {
         (status = 200, description = "The UI message stream (SSE)", content((StreamEvent = "text/event-stream")),
             headers(("X-Chat-Id" = Uuid, description = "The chat"),
                     ("X-Message-Id" = Uuid, description = "The answer (generation) being followed"))),
-        (status = 204, description = "No turn is running"),
+        (status = 204, description = "Nothing to resume: no turn runs, or the caller has no such chat"),
         BadRequest, Unauthorized, NotFound, Unavailable))]
 pub async fn resume_chat(
     State(state): State<AppState>,
@@ -167,7 +168,11 @@ pub async fn resume_chat(
         None => 0,
         Some(raw) => parse_event_id(raw)?,
     };
-    let running = state.engine.running_in_chat(&user.id, chat_id).await?;
+    let running = match state.engine.running_in_chat(&user.id, chat_id).await {
+        Ok(running) => running,
+        Err(ApiError::NotFound(_)) => return Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(error) => return Err(error),
+    };
     let generation_id = match (running, query.generation) {
         (Some(running), pinned) if pinned.is_none_or(|p| p == running) => running,
         // The turn the client followed ended meanwhile: replay what it missed of it.

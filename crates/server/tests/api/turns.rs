@@ -536,7 +536,10 @@ async fn without_a_model_turns_are_refused_with_a_clear_503(_: PgPoolOptions, co
 }
 
 #[sqlx::test(migrations = false)]
-async fn another_users_chat_is_404_on_every_streaming_route(_: PgPoolOptions, connect: PgConnectOptions) {
+async fn another_users_chat_is_404_on_every_streaming_route_and_has_nothing_to_resume(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
     let app = TestApp::spawn_with_model(connect).await;
     let chat_id = Uuid::new_v4();
     let mut stream = app.open_chat(ALICE, lean(chat_id, "[[fake tokens=100 delay_ms=20]]")).await;
@@ -549,7 +552,16 @@ async fn another_users_chat_is_404_on_every_streaming_route(_: PgPoolOptions, co
     let poll = app.get(BOB, &format!("/api/generations/{generation}")).await;
 
     assert_eq!(post.status, StatusCode::NOT_FOUND);
-    assert_eq!(resume.status, StatusCode::NOT_FOUND);
+    assert_eq!(resume.status, StatusCode::NO_CONTENT, "the same answer as for a chat that does not exist");
+    let unknown = app.resume(BOB, Uuid::new_v4(), None).await;
+    assert_eq!(unknown.status, StatusCode::NO_CONTENT);
+    let pinned = app
+        .read_stream(
+            app.request(Some(BOB), Method::GET, &format!("/api/chat/{chat_id}/stream?generation={generation}"))
+                .header("last-event-id", "3"),
+        )
+        .await;
+    assert_eq!(pinned.status, StatusCode::NO_CONTENT, "naming Alice's answer reveals nothing either");
     stop.assert_error(StatusCode::NOT_FOUND, "not_found");
     poll.assert_error(StatusCode::NOT_FOUND, "not_found");
     let rest = stream.rest().await;
