@@ -46,6 +46,8 @@ pub struct ModelConfig {
     pub default_model: Option<String>,
     /// Other allowed models, comma separated, `id` or `id=Display Name` (`CHAT_MODELS`).
     pub chat_models: Option<String>,
+    /// Agents served by Databricks Apps, which have no serving endpoint (`CHAT_AGENTS`: `id=URL`, comma separated).
+    pub agents: Vec<AppAgentConfig>,
     /// Sampling temperature (`LLM_TEMPERATURE`, 0 to 2).
     pub temperature: Option<f32>,
     /// Output token limit (`LLM_MAX_TOKENS`).
@@ -101,6 +103,15 @@ impl Default for ClientSettings {
             http2_prior_knowledge: false,
         }
     }
+}
+
+/// An agent served by a Databricks App (or any server speaking its protocol).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppAgentConfig {
+    /// The id users pick and chats record.
+    pub id: String,
+    /// The app's URL (`https://<app>.databricksapps.com`, or `http://localhost:<port>` in development).
+    pub url: String,
 }
 
 /// When the in-process model is offered.
@@ -339,6 +350,7 @@ fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {
         .find_map(|name| env.get(name))
         .map(str::to_owned);
     let chat_models = env.get("CHAT_MODELS").map(str::to_owned);
+    let agents = app_agents(env)?;
     let base_url = env.get("LLM_BASE_URL").map(|url| url.trim_end_matches('/').to_owned());
     if let Some(url) = &base_url
         && reqwest::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true)
@@ -355,6 +367,7 @@ fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {
         api_key: env.get("LLM_API_KEY").map(|key| SecretString::from(key.to_owned())),
         default_model,
         chat_models,
+        agents,
         temperature,
         max_tokens: env.parse_in_range("LLM_MAX_TOKENS", 1..=1_000_000)?,
         system_prompt: env.get("SYSTEM_PROMPT").map(str::to_owned),
@@ -388,6 +401,30 @@ fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {
         models_cache: Duration::from_secs(env.parse_in_range("MODELS_CACHE_SECS", 10..=86_400)?.unwrap_or(300)),
         local: local_model_config(env)?,
     })
+}
+
+/// `CHAT_AGENTS`: `id=URL` entries, comma separated; each URL http(s) without a query.
+fn app_agents(env: &EnvMap) -> Result<Vec<AppAgentConfig>, ConfigError> {
+    let Some(list) = env.get("CHAT_AGENTS") else { return Ok(Vec::new()) };
+    let mut agents: Vec<AppAgentConfig> = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let problem =
+            |what: &str| ConfigError::new("CHAT_AGENTS", format!("`{item}`: {what}; expected id=https://<app-url>"));
+        let (id, url) = item.split_once('=').ok_or_else(|| problem("no `=`"))?;
+        let (id, url) = (id.trim(), url.trim().trim_end_matches('/'));
+        if id.is_empty() {
+            return Err(problem("the id is empty"));
+        }
+        let parsed = reqwest::Url::parse(url).map_err(|_| problem("not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+            return Err(problem("not an http(s) URL without a query"));
+        }
+        if agents.iter().any(|agent| agent.id == id) {
+            return Err(problem("the id is listed twice"));
+        }
+        agents.push(AppAgentConfig { id: id.to_owned(), url: url.to_owned() });
+    }
+    Ok(agents)
 }
 
 fn local_model_config(env: &EnvMap) -> Result<LocalModelConfig, ConfigError> {

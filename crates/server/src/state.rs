@@ -32,7 +32,7 @@ impl AppState {
         config: Config,
         databricks: Option<&DatabricksAuth>,
     ) -> anyhow::Result<Self> {
-        let models = platform::models(&config, databricks)?;
+        let models = platform::models(&config, databricks).await?;
         let engine = Engine::start(db.clone(), refusals.clone(), &config, models.directory, models.client).await?;
         Ok(Self { db, config: Arc::new(config), engine, refusals })
     }

@@ -184,6 +184,8 @@ pub enum Content {
     Tool(Box<ToolEvent>),
     /// A source the answer cites.
     Source(Box<Source>),
+    /// The text (or reasoning) being written is complete: more starts a new part (an agent's next message item).
+    PartEnd,
 }
 
 /// What happened to a tool call.

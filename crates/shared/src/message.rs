@@ -126,6 +126,9 @@ pub struct MessageMetadata {
     /// (`GET /api/chat/{id}/stream` with `Last-Event-ID`) continues exactly where the text ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_cursor: Option<i64>,
+    /// The MLflow trace of the answer, when the agent returned one (feedback is attached to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// A stored message, loadable by an AI SDK client as a `UIMessage`.

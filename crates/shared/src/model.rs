@@ -15,6 +15,19 @@ pub struct ModelInfo {
     /// Short note for the picker, e.g. that a model is a small local one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A model that writes, or an agent that may also use its own tools and cite sources.
+    pub kind: ModelKind,
+}
+
+/// What a picker entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// A chat model (foundation model, external model, any OpenAI-compatible server, the local model).
+    Model,
+    /// An agent (Agent Bricks, an MLflow ResponsesAgent or ChatAgent, an agent served by a Databricks App).
+    Agent,
 }
 
 /// Answer to `GET /api/models`.

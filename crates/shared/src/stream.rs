@@ -335,6 +335,9 @@ pub struct StreamMetadata {
     /// Position of the message in the chat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
+    /// The MLflow trace of the answer, when the agent returned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// Payload of the `data-chat` part.

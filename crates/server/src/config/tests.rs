@@ -131,3 +131,23 @@ fn sampling_settings_are_validated() {
     assert_eq!(config.models.temperature, Some(0.2));
     assert_eq!(config.models.max_tokens, Some(512));
 }
+
+#[test]
+fn app_agents_are_id_url_pairs() {
+    let env = base().with(
+        "CHAT_AGENTS",
+        " research = https://research-agent-1.aws.databricksapps.com/ , dev=http://localhost:8001",
+    );
+    let agents = Config::from_map(&env).expect("valid").models.agents;
+    assert_eq!(
+        agents,
+        vec![
+            AppAgentConfig { id: "research".into(), url: "https://research-agent-1.aws.databricksapps.com".into() },
+            AppAgentConfig { id: "dev".into(), url: "http://localhost:8001".into() },
+        ]
+    );
+    for bad in ["research", "=https://x", "a=ftp://x", "a=https://x?q=1", "a=https://x,a=https://y", "a=not a url"] {
+        let error = Config::from_map(&base().with("CHAT_AGENTS", bad)).err().expect(bad);
+        assert_eq!(error.var, "CHAT_AGENTS", "{bad}");
+    }
+}

@@ -97,6 +97,8 @@ pub struct FinalWrite<'a> {
     pub error: Option<&'a str>,
     /// Token usage.
     pub usage: Option<Usage>,
+    /// The answer's MLflow trace, when the agent returned one.
+    pub trace_id: Option<&'a str>,
     /// Sequence number of the first unsaved event.
     pub first_seq: i64,
     /// The unsaved events (ending with `finish`).
@@ -116,7 +118,7 @@ pub async fn finalize(db: impl PgExecutor<'_>, write: &FinalWrite<'_>) -> sqlx::
         with answer as (
             update chat.messages
             set parts = $2, status = $3, error = $4, input_tokens = $5, output_tokens = $6,
-                last_event_seq = greatest(last_event_seq, $8), updated_at = now()
+                last_event_seq = greatest(last_event_seq, $8), updated_at = now(), trace_id = coalesce($10, trace_id)
             where message_id = $1 and status = 'streaming'
             returning message_id
         ), batch as (
@@ -135,7 +137,8 @@ pub async fn finalize(db: impl PgExecutor<'_>, write: &FinalWrite<'_>) -> sqlx::
         usage.output_tokens,
         write.first_seq,
         last_seq,
-        events as _
+        events as _,
+        write.trace_id
     )
     .fetch_one(db)
     .await?;

@@ -37,6 +37,8 @@ pub struct MessageRow {
     pub updated_at: DateTime<Utc>,
     /// Event id the stored parts reach (streaming messages only).
     pub resume_cursor: Option<i64>,
+    /// The answer's MLflow trace, when the agent returned one.
+    pub trace_id: Option<String>,
 }
 
 impl MessageRow {
@@ -67,6 +69,7 @@ impl From<MessageRow> for UiMessage {
             error: row.error.clone(),
             seq: row.seq,
             resume_cursor: row.resume_cursor,
+            trace_id: row.trace_id.clone(),
         };
         UiMessage { id: row.message_id, role: row.role(), parts: row.parts.0, metadata }
     }
@@ -85,7 +88,7 @@ pub async fn page(
         r#"
         select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
                m.input_tokens, m.output_tokens, m.error, m.created_at, m.updated_at,
-               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?"
+               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?", m.trace_id
         from chat.messages m
         where m.chat_id = $1 and m.seq < $2
         order by m.seq desc
@@ -116,7 +119,7 @@ pub async fn answer(db: impl PgExecutor<'_>, owner_id: &str, answer_id: Uuid) ->
         r#"
         select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
                m.input_tokens, m.output_tokens, m.error, m.created_at, m.updated_at,
-               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?"
+               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?", m.trace_id
         from chat.messages m
         join chat.chats c on c.chat_id = m.chat_id
         where m.message_id = $1 and c.owner_id = $2 and m.role = 'assistant'
@@ -307,7 +310,7 @@ pub async fn replay_source(db: &PgPool, answer_id: Uuid) -> sqlx::Result<Option<
         r#"
         select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
                m.input_tokens, m.output_tokens, m.error, m.created_at, m.updated_at,
-               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?"
+               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?", m.trace_id
         from chat.messages m
         where m.message_id = $1 and m.role = 'assistant'
         "#,

@@ -151,6 +151,7 @@ async fn sweep(inner: &Inner, periodic: bool) {
                     status: MessageStatus::Interrupted,
                     error: Some(INTERRUPTED_MESSAGE),
                     usage: None,
+                    trace_id: None,
                     first_seq: orphan.last_event_seq + 1,
                     events: &events,
                 };

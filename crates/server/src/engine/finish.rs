@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::checkpoint::write_timeout;
 use super::live::{CancelReason, LiveTurn};
+use super::step::StepReport;
 use super::{Inner, lock};
 use crate::db::answers::{self, FinalWrite};
 use crate::db::events::StoredEvent;
@@ -42,7 +43,8 @@ impl Outcome {
 }
 
 /// Stores the turn's end and tells its clients. Never panics on expected failures.
-pub(super) async fn finish(inner: Arc<Inner>, turn: Arc<LiveTurn>, outcome: Outcome, usage: Option<Usage>) {
+pub(super) async fn finish(inner: Arc<Inner>, turn: Arc<LiveTurn>, outcome: Outcome, report: StepReport) {
+    let StepReport { usage, trace } = report;
     let (status, error) = match &outcome {
         Outcome::Complete => (MessageStatus::Complete, None),
         Outcome::Stopped => (MessageStatus::Stopped, None),
@@ -64,6 +66,7 @@ pub(super) async fn finish(inner: Arc<Inner>, turn: Arc<LiveTurn>, outcome: Outc
             status: Some(status),
             usage,
             error: error.clone(),
+            trace_id: trace.clone(),
             ..StreamMetadata::default()
         })),
     });
@@ -84,6 +87,7 @@ pub(super) async fn finish(inner: Arc<Inner>, turn: Arc<LiveTurn>, outcome: Outc
         status,
         error: error.clone(),
         usage,
+        trace,
         first_seq: saved as i64 + 1,
         events: unsaved,
     };
@@ -118,6 +122,7 @@ struct OwnedFinalWrite {
     status: MessageStatus,
     error: Option<String>,
     usage: Option<Usage>,
+    trace: Option<String>,
     first_seq: i64,
     events: Vec<StoredEvent>,
 }
@@ -133,6 +138,7 @@ async fn store_final(inner: &Inner, owned: &OwnedFinalWrite, limit: Duration) ->
         status: owned.status,
         error: owned.error.as_deref(),
         usage: owned.usage,
+        trace_id: owned.trace.as_deref(),
         first_seq: owned.first_seq,
         events: &owned.events,
     };

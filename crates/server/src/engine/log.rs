@@ -145,6 +145,7 @@ impl TurnLog {
             Content::Text(text) => self.push_streamed(false, &text),
             Content::Reasoning(text) => self.push_streamed(true, &text),
             Content::Tool(event) => self.push_tool(*event),
+            Content::PartEnd => self.close_part(),
             Content::Source(source) => {
                 // A citation does not interrupt the text it belongs to: the open part stays open.
                 let index = self.add_part(Body::Source(*source));

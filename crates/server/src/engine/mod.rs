@@ -335,9 +335,10 @@ mod tests {
             temperature: None,
             max_tokens: None,
             user_token: None,
+            context: None,
         };
         let context = crate::tools::ToolContext { owner_id: "a".into(), chat_id: Uuid::nil() };
-        let running = turn::run(engine.inner.clone(), turn, model, request, context);
+        let running = turn::run(engine.inner.clone(), turn, model, Box::new(request), context);
         let size = std::mem::size_of_val(&running);
         assert!(size <= 1600, "a turn's task is {size} bytes");
         assert!(std::mem::size_of::<UiChunk>() <= 96, "a chunk is moved several times per token");

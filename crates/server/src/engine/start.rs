@@ -15,7 +15,7 @@ use crate::db::thread::{self, NewTurn};
 use crate::db::{answers, chats};
 use crate::error::ApiError;
 use crate::limits::TurnSlot;
-use crate::llm::{ModelEntry, ModelRequest, Protocol};
+use crate::llm::{CallContext, ModelEntry, ModelRequest, Protocol};
 use crate::tools::ToolContext;
 use secrecy::SecretString;
 
@@ -124,9 +124,10 @@ impl Engine {
             temperature: inner.prompt.temperature,
             max_tokens: inner.prompt.max_tokens,
             user_token: input.user_token.clone(),
+            context: Some(CallContext { conversation_id: chat_id, user_id: owner_id.to_owned() }),
         };
         tracing::info!(chat.id = %chat_id, answer.id = %stored.answer_id, model = %stored.model.id, "turn started");
-        let running = turn::run(self.inner.clone(), turn.clone(), model.clone(), request, context);
+        let running = turn::run(self.inner.clone(), turn.clone(), model.clone(), Box::new(request), context);
         let slot = stored.slot;
         inner.tasks.spawn(async move {
             running.await;

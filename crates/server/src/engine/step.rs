@@ -20,10 +20,19 @@ pub(super) enum StepEnd {
     Cancelled,
 }
 
-/// Runs one model call to its end; returns how it ended and the usage it reported.
-pub(super) async fn run(turn: &LiveTurn, model: &dyn ChatModel, request: ModelRequest) -> (StepEnd, Option<Usage>) {
-    let mut usage: Option<Usage> = None;
-    let mut stream = model.stream(request);
+/// What a step reported besides its content.
+#[derive(Debug, Default)]
+pub(super) struct StepReport {
+    /// Token usage (the latest the model reported).
+    pub usage: Option<Usage>,
+    /// The MLflow trace of the call, when the model (an agent) returned one.
+    pub trace: Option<String>,
+}
+
+/// Runs one model call to its end; returns how it ended and what it reported.
+pub(super) async fn run(turn: &LiveTurn, model: &dyn ChatModel, request: Box<ModelRequest>) -> (StepEnd, StepReport) {
+    let mut report = StepReport::default();
+    let mut stream = model.stream(*request);
     // One cancellation future for the whole step: creating one per token would register a waiter each time.
     let cancelled = turn.cancelled();
     tokio::pin!(cancelled);
@@ -33,7 +42,8 @@ pub(super) async fn run(turn: &LiveTurn, model: &dyn ChatModel, request: ModelRe
             () = &mut cancelled => break StepEnd::Cancelled,
             event = stream.next() => match event {
                 Some(Ok(ModelEvent::Content(content))) => turn.push(content),
-                Some(Ok(ModelEvent::Usage(reported))) => usage = Some(reported),
+                Some(Ok(ModelEvent::Usage(reported))) => report.usage = Some(reported),
+                Some(Ok(ModelEvent::Trace(trace))) => report.trace = Some(trace),
                 Some(Ok(ModelEvent::Finished(_))) => {}
                 Some(Ok(ModelEvent::Retrying { after })) => {
                     turn.push_control(UiChunk::status(TurnState::Retrying { after_secs: after.as_secs_f64().ceil() as u64 }));
@@ -51,5 +61,5 @@ pub(super) async fn run(turn: &LiveTurn, model: &dyn ChatModel, request: ModelRe
     };
     // Dropping the stream closes the upstream request, so a stopped model stops generating (and billing).
     drop(stream);
-    (end, usage)
+    (end, report)
 }

@@ -100,6 +100,7 @@ pub(super) async fn generate_title(
         temperature: Some(0.2),
         max_tokens: Some(32),
         user_token,
+        context: None,
     };
     let collect = async {
         let mut stream = model.client.stream(request);

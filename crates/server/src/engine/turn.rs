@@ -8,7 +8,7 @@ use shared::{Content, MessagePart, Usage};
 
 use super::finish::{self, Outcome};
 use super::live::{CancelReason, LiveTurn};
-use super::step::{self, StepEnd};
+use super::step::{self, StepEnd, StepReport};
 use super::{Inner, checkpoint};
 use crate::llm::{ChatModel, ModelRequest, PromptMessage, PromptRole};
 use crate::tools::{ToolCall, ToolContext, ToolRunner};
@@ -21,14 +21,14 @@ pub(super) async fn run(
     inner: Arc<Inner>,
     turn: Arc<LiveTurn>,
     model: Arc<dyn ChatModel>,
-    request: ModelRequest,
+    request: Box<ModelRequest>,
     context: ToolContext,
 ) {
     // The futures of what happens rarely (a step boundary, the end) are boxed when they happen, so the turn's task
     // holds only the streaming step while the answer streams: every running turn's memory is this task's size.
     let boundary = || Box::pin(checkpoint::write_now(&inner, &turn));
-    let (outcome, usage) = run_steps(&turn, model.as_ref(), inner.tools.as_ref(), request, &context, boundary).await;
-    Box::pin(finish::finish(inner.clone(), turn.clone(), outcome, usage)).await;
+    let (outcome, report) = run_steps(&turn, model.as_ref(), inner.tools.as_ref(), request, &context, boundary).await;
+    Box::pin(finish::finish(inner.clone(), turn.clone(), outcome, report)).await;
 }
 
 /// The loop of steps; `at_boundary` runs between two steps (a checkpoint, so a replica that takes over sees
@@ -37,37 +37,39 @@ pub(super) async fn run_steps<F, Fut>(
     turn: &LiveTurn,
     model: &dyn ChatModel,
     tools: &dyn ToolRunner,
-    request: ModelRequest,
+    request: Box<ModelRequest>,
     context: &ToolContext,
     at_boundary: F,
-) -> (Outcome, Option<Usage>)
+) -> (Outcome, StepReport)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut usage: Option<Usage> = None;
+    let mut total = StepReport::default();
     // The prompt is only kept for later steps when tools were offered: a plain answer has one step, and holding a
-    // long history for as long as the answer streams would cost every running turn its size in memory.
+    // long history for as long as the answer streams would cost every running turn its size in memory. Requests
+    // are boxed for the same reason: the task holds a pointer, not the request.
     let template = (!request.tools.is_empty()).then(|| request.clone());
     let mut next = Some(request);
     for step in 1..=MAX_STEPS {
         let Some(request) = next.take() else { break };
-        let (end, reported) = step::run(turn, model, request).await;
-        usage = add_usage(usage, reported);
+        let (end, report) = step::run(turn, model, request).await;
+        total.usage = add_usage(total.usage, report.usage);
+        total.trace = report.trace.or(total.trace);
         let calls = match end {
-            StepEnd::Answered => return (Outcome::Complete, usage),
-            StepEnd::Failed(message) => return (Outcome::Failed(message), usage),
-            StepEnd::Cancelled => return (Outcome::cancelled(turn.cancel_reason()), usage),
+            StepEnd::Answered => return (Outcome::Complete, total),
+            StepEnd::Failed(message) => return (Outcome::Failed(message), total),
+            StepEnd::Cancelled => return (Outcome::cancelled(turn.cancel_reason()), total),
             StepEnd::ToolCalls(calls) => calls,
         };
         turn.update(|log| log.finish_step());
         at_boundary().await;
         if let Some(reason) = Box::pin(run_tools(turn, tools, &calls, context)).await {
-            return (Outcome::cancelled(Some(reason)), usage);
+            return (Outcome::cancelled(Some(reason)), total);
         }
         let Some(template) = &template else {
             // Tools the server never offered: their errors are shown, and the model is not asked again.
-            return (Outcome::Complete, usage);
+            return (Outcome::Complete, total);
         };
         if step == MAX_STEPS {
             break;
@@ -77,12 +79,12 @@ where
         turn.update(|log| log.start_step());
     }
     let message = format!("the answer took more than {MAX_STEPS} rounds of tool calls; ask again to go on");
-    (Outcome::Failed(message), usage)
+    (Outcome::Failed(message), total)
 }
 
 /// The request for the next step: the prompt, then the answer so far with its tool calls and their results.
-fn continued(template: &ModelRequest, answer: Vec<MessagePart>) -> ModelRequest {
-    let mut request = template.clone();
+fn continued(template: &ModelRequest, answer: Vec<MessagePart>) -> Box<ModelRequest> {
+    let mut request = Box::new(template.clone());
     request.messages.push(PromptMessage { role: PromptRole::Assistant, parts: answer });
     request
 }
@@ -200,6 +202,7 @@ mod tests {
             temperature: None,
             max_tokens: None,
             user_token: None,
+            context: None,
         }
     }
 
@@ -215,7 +218,7 @@ mod tests {
             boundaries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async {}
         };
-        let (outcome, _) = run_steps(&turn, model, &Echo, request(tools), &context(), boundary).await;
+        let (outcome, _) = run_steps(&turn, model, &Echo, Box::new(request(tools)), &context(), boundary).await;
         (outcome, turn, boundaries.into_inner())
     }
 

@@ -1,7 +1,7 @@
 //! The models users may pick: the default endpoint plus `CHAT_MODELS`, with display names, each with the
 //! protocol it is spoken to in.
 
-use shared::{ModelInfo, ModelList};
+use shared::{ModelInfo, ModelKind, ModelList};
 
 /// How a model is spoken to; the router holds one client per protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +62,15 @@ pub struct ModelEntry {
 }
 
 impl ModelEntry {
+    /// A model, or an agent: any serving endpoint of an `agent/*` task, and every agent protocol.
+    pub fn kind(&self) -> ModelKind {
+        let agent_task = self.task.as_deref().is_some_and(|task| task.starts_with("agent/"));
+        match self.protocol {
+            Protocol::ChatCompletions | Protocol::Local if !agent_task => ModelKind::Model,
+            _ => ModelKind::Agent,
+        }
+    }
+
     /// An entry named after a chat-completions endpoint.
     pub fn named(id: &str) -> Self {
         Self::with_name(id, display_name(id))
@@ -158,6 +167,7 @@ impl ModelCatalog {
                     display_name: e.display_name.clone(),
                     is_default: Some(&e.id) == default.as_ref(),
                     description: e.description.clone(),
+                    kind: e.kind(),
                 })
                 .collect(),
             default_model: default,

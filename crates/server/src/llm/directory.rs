@@ -19,8 +19,9 @@ use crate::databricks::DatabricksAuth;
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 /// Longest wait for the workspace's endpoint list.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The endpoint tasks offered in the picker: chat models. Agent tasks join this list as their protocols arrive.
-const OFFERED_TASKS: &[&str] = &["llm/v1/chat"];
+/// The endpoint tasks offered in the picker: chat models and every kind of agent this app can call.
+const OFFERED_TASKS: &[&str] =
+    &["llm/v1/chat", "agent/v1/chat", "agent/v2/chat", "agent/v1/responses", "agent/v2/responses"];
 
 /// The live model list.
 pub struct ModelDirectory {
@@ -28,6 +29,8 @@ pub struct ModelDirectory {
     discovery: Option<Discovery>,
     cache: Mutex<Cached>,
     in_process: Option<Arc<dyn InProcessModel>>,
+    /// Agents served by Databricks Apps, offered whatever the list.
+    agents: Vec<ModelEntry>,
 }
 
 /// A model served by this process, offered only while it can answer or is getting ready to.
@@ -53,8 +56,9 @@ pub struct Discovery {
     pub ttl: Duration,
     /// `CHAT_MODELS`: when set, only these endpoints are offered (with their display names).
     pub allowed: Option<ModelCatalog>,
-    /// `DATABRICKS_SERVING_ENDPOINT`: offered first, even if the listing does not show it ready.
-    pub default_model: Option<String>,
+    /// `DATABRICKS_SERVING_ENDPOINT` (with its protocol, looked up at start): offered first, even if the listing
+    /// does not show it ready.
+    pub default_model: Option<ModelEntry>,
 }
 
 struct Cached {
@@ -90,7 +94,13 @@ struct EndpointState {
 impl ModelDirectory {
     /// A fixed list (no workspace to ask).
     pub fn fixed(catalog: ModelCatalog) -> Self {
-        Self { configured: Arc::new(catalog), discovery: None, cache: Mutex::new(Cached::empty()), in_process: None }
+        Self {
+            configured: Arc::new(catalog),
+            discovery: None,
+            cache: Mutex::new(Cached::empty()),
+            in_process: None,
+            agents: Vec::new(),
+        }
     }
 
     /// A list discovered from the workspace; `configured` is offered while the workspace cannot be asked.
@@ -100,7 +110,14 @@ impl ModelDirectory {
             discovery: Some(discovery),
             cache: Mutex::new(Cached::empty()),
             in_process: None,
+            agents: Vec::new(),
         }
+    }
+
+    /// Adds agents served by Databricks Apps to the list.
+    pub fn with_agents(mut self, agents: Vec<ModelEntry>) -> Self {
+        self.agents = agents;
+        self
     }
 
     /// Adds a model served by this process to the list.
@@ -112,15 +129,16 @@ impl ModelDirectory {
     /// The current list. Concurrent callers share one listing request.
     pub async fn catalog(&self) -> Arc<ModelCatalog> {
         let listed = self.listed().await;
-        match self.in_process.as_ref().and_then(|model| model.entry()) {
-            Some(entry) => {
-                let mut entries = listed.entries().to_vec();
-                entries.retain(|e| e.id != entry.id);
-                entries.push(entry);
-                Arc::new(ModelCatalog::from_entries(entries))
-            }
-            None => listed,
+        let local = self.in_process.as_ref().and_then(|model| model.entry());
+        if local.is_none() && self.agents.is_empty() {
+            return listed;
         }
+        let mut entries = listed.entries().to_vec();
+        for entry in self.agents.iter().cloned().chain(local) {
+            entries.retain(|e| e.id != entry.id);
+            entries.push(entry);
+        }
+        Arc::new(ModelCatalog::from_entries(entries))
     }
 
     /// What to tell users when no model is offered.
@@ -167,6 +185,53 @@ impl Cached {
     }
 }
 
+/// The `task` of the workspace's serving endpoint `name` (`None`: no such endpoint). Asked a few times over a few
+/// seconds when the workspace cannot be reached or answers 5xx/429; a refusal (401, 403) is not retried.
+pub async fn describe_endpoint(
+    http: &reqwest::Client,
+    auth: &DatabricksAuth,
+    name: &str,
+) -> anyhow::Result<Option<String>> {
+    let url = format!("{}/api/2.0/serving-endpoints/{name}", auth.host());
+    let mut pause = Duration::from_millis(500);
+    for attempt in 1..=4 {
+        let result: Result<Option<String>, (bool, anyhow::Error)> = async {
+            let token = auth.token().await.map_err(|e| (false, e.into()))?;
+            let response = http
+                .get(&url)
+                .bearer_auth(token.expose_secret())
+                .timeout(LIST_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| (true, e.into()))?;
+            match response.status() {
+                reqwest::StatusCode::NOT_FOUND => Ok(None),
+                status if status.is_success() => {
+                    let endpoint: Endpoint = response.json().await.map_err(|e| (true, e.into()))?;
+                    Ok(Some(endpoint.task.unwrap_or_default()))
+                }
+                status => {
+                    let transient = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+                    let body = response.text().await.unwrap_or_default();
+                    let message = super::transport::error_body_message(&body);
+                    Err((transient, anyhow::anyhow!("GET {url} answered {status}: {message}")))
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(task) => return Ok(task),
+            Err((true, error)) if attempt < 4 => {
+                tracing::warn!(error = %error, "looking up a serving endpoint failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Err((_, error)) => return Err(error),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
 impl Discovery {
     async fn list(&self) -> anyhow::Result<ModelCatalog> {
         let token = self.auth.token().await?;
@@ -196,17 +261,18 @@ impl Discovery {
                     None => ModelEntry::named(&endpoint.name),
                 };
                 let description = entry.description.clone().or(endpoint.description.filter(|d| !d.trim().is_empty()));
-                Some(ModelEntry { description, protocol, task: Some(task), ..entry })
+                // Agents answer with their own tools and take their time: titles come from a chat model.
+                let writes_titles = !task.starts_with("agent/");
+                Some(ModelEntry { description, protocol, task: Some(task), writes_titles, ..entry })
             })
             .collect();
         entries.sort_by_key(|entry| entry.display_name.to_lowercase());
         if let Some(default) = &self.default_model {
             let entry = entries
                 .iter()
-                .position(|e| &e.id == default)
+                .position(|e| e.id == default.id)
                 .map(|at| entries.remove(at))
-                .or_else(|| self.allowed.as_ref().and_then(|a| a.get(default).cloned()))
-                .unwrap_or_else(|| ModelEntry::named(default));
+                .unwrap_or_else(|| default.clone());
             entries.insert(0, entry);
         }
         ModelCatalog::from_entries(entries)
@@ -215,6 +281,8 @@ impl Discovery {
 
 #[cfg(test)]
 mod tests {
+    use shared::ModelKind;
+
     use super::*;
 
     fn endpoint(name: &str, task: &str, ready: &str) -> Endpoint {
@@ -238,7 +306,7 @@ mod tests {
             auth,
             ttl: Duration::from_secs(60),
             allowed: allowed.map(|list| ModelCatalog::new(None, Some(list))),
-            default_model: default.map(str::to_owned),
+            default_model: default.map(ModelEntry::named),
         }
     }
 
@@ -257,12 +325,17 @@ mod tests {
     }
 
     #[test]
-    fn only_ready_chat_endpoints_sorted_with_the_default_first() {
+    fn only_ready_chat_and_agent_endpoints_sorted_with_the_default_first() {
         let catalog = discovery(None, Some("databricks-meta-llama-3-3-70b-instruct")).catalog_from(sample());
-        assert_eq!(ids(&catalog), ["databricks-meta-llama-3-3-70b-instruct", "databricks-claude-sonnet-4-5"]);
+        assert_eq!(
+            ids(&catalog),
+            ["databricks-meta-llama-3-3-70b-instruct", "databricks-claude-sonnet-4-5", "my-agent"]
+        );
         assert_eq!(catalog.entries()[1].display_name, "Claude Sonnet 4.5");
         let entry = &catalog.entries()[1];
         assert_eq!((entry.protocol, entry.task.as_deref()), (Protocol::ChatCompletions, Some("llm/v1/chat")));
+        let agent = &catalog.entries()[2];
+        assert_eq!((agent.protocol, agent.kind(), agent.writes_titles), (Protocol::ChatAgent, ModelKind::Agent, false));
     }
 
     #[test]

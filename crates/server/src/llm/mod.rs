@@ -9,11 +9,14 @@
 //! `local::LocalModel` runs a small model in this process (cargo feature `local-model`, on by default).
 //! Credentials come from a [`token::TokenSource`].
 
+pub mod app_agent;
 pub mod catalog;
+pub mod chat_agent;
 pub mod chat_completions;
 pub mod directory;
 #[cfg(feature = "local-model")]
 pub mod local;
+pub mod responses;
 pub mod routing;
 pub mod think;
 pub mod token;
@@ -82,6 +85,16 @@ pub struct ToolDefinition {
     pub input_schema: serde_json::Value,
 }
 
+/// Who a call is for, sent to agents (`context` of the Responses and ChatAgent requests) so they can keep state per
+/// conversation and act for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallContext {
+    /// The chat.
+    pub conversation_id: uuid::Uuid,
+    /// The signed-in user (their email).
+    pub user_id: String,
+}
+
 /// What to ask a model.
 #[derive(Debug, Clone)]
 pub struct ModelRequest {
@@ -99,6 +112,8 @@ pub struct ModelRequest {
     pub max_tokens: Option<u32>,
     /// The signed-in user's token, when model calls run on their behalf (`MODEL_AUTH=user`).
     pub user_token: Option<secrecy::SecretString>,
+    /// The conversation and user, for agents (`None` for calls outside a chat, such as titles).
+    pub context: Option<CallContext>,
 }
 
 /// One thing a model said.
@@ -127,6 +142,8 @@ pub enum ModelEvent {
     },
     /// The model started working on the turn (after waiting in a queue or for loading).
     Running,
+    /// The MLflow trace of this answer (an agent's `tr-...` id), for feedback.
+    Trace(String),
 }
 
 impl ModelEvent {

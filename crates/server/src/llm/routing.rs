@@ -1,6 +1,7 @@
 //! Sends each request to the client of its model's protocol: chat completions (Databricks serving endpoints, AI
-//! Gateway, any OpenAI-compatible server), the model that runs in this process, and the agent protocols as they
-//! are added: a new protocol is one module and one [`ModelRouter::with`] line where the clients are built.
+//! Gateway, any OpenAI-compatible server), the Responses API and ChatAgent (agents on Model Serving), the model that
+//! runs in this process; a new protocol is one module and one [`ModelRouter::with`] line where the clients are built.
+//! A model with a client of its own (an agent served by a Databricks App, at its own URL) is routed by its id.
 
 use std::sync::Arc;
 
@@ -10,6 +11,8 @@ use super::{ChatModel, ModelError, ModelRequest, ModelStream, Protocol};
 #[derive(Default)]
 pub struct ModelRouter {
     clients: Vec<(Protocol, Arc<dyn ChatModel>)>,
+    /// Models with a client of their own, by id.
+    own: Vec<(String, Arc<dyn ChatModel>)>,
 }
 
 impl ModelRouter {
@@ -25,9 +28,16 @@ impl ModelRouter {
         self
     }
 
-    /// Whether some protocol has a client.
+    /// Gives one model a client of its own (an agent at its own URL).
+    pub fn with_model(mut self, model: &str, client: Arc<dyn ChatModel>) -> Self {
+        self.own.retain(|(known, _)| known != model);
+        self.own.push((model.to_owned(), client));
+        self
+    }
+
+    /// Whether no model can be answered.
     pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
+        self.clients.is_empty() && self.own.is_empty()
     }
 
     /// Whether requests in `protocol` can be answered.
@@ -42,7 +52,8 @@ impl ModelRouter {
 
 impl ChatModel for ModelRouter {
     fn stream(&self, request: ModelRequest) -> ModelStream {
-        match self.client(request.protocol) {
+        let own = self.own.iter().find(|(model, _)| *model == request.model).map(|(_, client)| client);
+        match own.or_else(|| self.client(request.protocol)) {
             Some(client) => client.stream(request),
             None => {
                 let error = ModelError::NotFound(format!(
@@ -80,6 +91,7 @@ mod tests {
             temperature: None,
             max_tokens: None,
             user_token: None,
+            context: None,
         }
     }
 

@@ -53,6 +53,11 @@ pub trait WireProtocol: Send + Sync + 'static {
     /// The request body (JSON).
     fn body(&self, request: &ModelRequest) -> Result<Vec<u8>, ModelError>;
 
+    /// Headers beyond the content type and the bearer token.
+    fn headers(&self, _request: &ModelRequest) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
+
     /// A parser for one response.
     fn parser(&self) -> Self::Parser;
 }
@@ -196,6 +201,9 @@ impl<P: WireProtocol> Inner<P> {
                 .header("accept", "text/event-stream")
                 .header("content-type", "application/json")
                 .body(body.clone());
+            for (name, value) in self.protocol.headers(request) {
+                builder = builder.header(name, value);
+            }
             let token = match &request.user_token {
                 Some(token) => Some(token.clone()),
                 None => self.tokens.bearer().await?,

@@ -2,6 +2,7 @@
 //! injects (PROTOCOLS.md §D.1), is one the server reads at start. (`scripts/check-deploy.py` validates the
 //! files' structure and `databricks.yml` against the bundle schema.)
 
+use fake_databricks::{FakeEndpoint, FakeWorkspace};
 use server::config::{Config, EnvMap};
 use server::platform;
 
@@ -30,9 +31,14 @@ fn app_yaml_env() -> Vec<(String, String)> {
     entries
 }
 
-#[test]
-fn every_variable_the_deployment_sets_or_the_platform_injects_is_read() {
-    // Arrange: the environment of the app in Databricks Apps, resources resolved to typical values.
+#[tokio::test]
+async fn every_variable_the_deployment_sets_or_the_platform_injects_is_read() {
+    // Arrange: the environment of the app in Databricks Apps, resources resolved to typical values, with the
+    // workspace played by the fake (the start looks up the default endpoint's task).
+    let fake = FakeWorkspace::start().await;
+    fake.workspace().add_client("app-sp-id", "app-sp-secret");
+    fake.workspace().set_serving_endpoints(vec![FakeEndpoint::chat("databricks-claude-sonnet-4-5")]);
+    let host = fake.url();
     let set_by_app_yaml = app_yaml_env();
     assert!(set_by_app_yaml.len() >= 3, "app.yaml sets its variables: {set_by_app_yaml:?}");
     let resource_value = |key: &str| match key {
@@ -43,7 +49,7 @@ fn every_variable_the_deployment_sets_or_the_platform_injects_is_read() {
     let injected = [
         ("DATABRICKS_APP_NAME", "databricks-chat-dev"),
         ("DATABRICKS_APP_PORT", "8000"),
-        ("DATABRICKS_HOST", "https://adb-1.2.azuredatabricks.net"),
+        ("DATABRICKS_HOST", host.as_str()),
         ("DATABRICKS_WORKSPACE_ID", "1"),
         ("DATABRICKS_CLIENT_ID", "app-sp-id"),
         ("DATABRICKS_CLIENT_SECRET", "app-sp-secret"),
@@ -67,7 +73,7 @@ fn every_variable_the_deployment_sets_or_the_platform_injects_is_read() {
     assert!(databricks.is_some(), "the service principal's credentials are picked up");
     let passwords = platform::lakebase_passwords(&config, databricks.as_ref()).expect("Lakebase passwords");
     assert!(passwords.is_some(), "the database password is minted");
-    platform::models(&config, databricks.as_ref()).expect("model setup");
+    platform::models(&config, databricks.as_ref()).await.expect("model setup");
 
     // Assert
     let read = env.looked_up();

@@ -7,7 +7,7 @@ use fake_databricks::{FakeEndpoint, FakeIdentity, FakeWorkspace};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::config::EnvMap;
-use shared::{MessageStatus, ModelList};
+use shared::{MessageStatus, ModelKind, ModelList};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
@@ -52,7 +52,7 @@ fn ids(list: &ModelList) -> Vec<&str> {
 }
 
 #[sqlx::test(migrations = false)]
-async fn the_picker_lists_the_ready_chat_endpoints_with_the_configured_default_first(
+async fn the_picker_lists_the_ready_chat_and_agent_endpoints_with_the_configured_default_first(
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
@@ -64,8 +64,10 @@ async fn the_picker_lists_the_ready_chat_endpoints_with_the_configured_default_f
     // Act
     let list: ModelList = app.get(ALICE, "/api/models").await.parse();
 
-    // Assert: embeddings, agents and endpoints that are not ready are left out.
-    assert_eq!(ids(&list), ["databricks-meta-llama-3-3-70b-instruct", "databricks-claude-sonnet-4-5"]);
+    // Assert: embeddings and endpoints that are not ready are left out; agents are listed as agents.
+    assert_eq!(ids(&list), ["databricks-meta-llama-3-3-70b-instruct", "databricks-claude-sonnet-4-5", "support-agent"]);
+    let kinds: Vec<ModelKind> = list.models.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, [ModelKind::Model, ModelKind::Model, ModelKind::Agent]);
     assert_eq!(list.default_model.as_deref(), Some("databricks-meta-llama-3-3-70b-instruct"));
     assert_eq!(list.models[1].display_name, "Claude Sonnet 4.5");
     assert_eq!(list.models[1].description.as_deref(), Some("Anthropic's balanced model"));
@@ -96,7 +98,7 @@ async fn a_model_that_is_not_offered_is_rejected_before_anything_is_stored(
     let app = TestApp::spawn_with_fake(connect, fake, env).await;
     let chat_id = Uuid::new_v4();
 
-    for model in ["databricks-gte-large-en", "support-agent", "fine-tune-warming-up", "no-such-endpoint"] {
+    for model in ["databricks-gte-large-en", "fine-tune-warming-up", "no-such-endpoint"] {
         let body = json!({"id": chat_id, "message": "hi", "model": model});
         let response = app.json(ALICE, Method::POST, "/api/chat", body).await;
         response.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
@@ -132,6 +134,7 @@ async fn a_service_principal_gets_a_new_token_when_the_old_one_expires_or_is_rev
     fake.require_model_auth();
     fake.workspace().add_client("app-sp-id", "app-sp-secret");
     fake.workspace().set_token_lifetime(Duration::from_secs(3));
+    fake.workspace().set_serving_endpoints(vec![FakeEndpoint::chat("databricks-claude-sonnet-4-5")]);
     let env = test_env()
         .with("DATABRICKS_HOST", &fake.url())
         .with("DATABRICKS_CLIENT_ID", "app-sp-id")

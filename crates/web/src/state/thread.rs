@@ -152,6 +152,7 @@ mod tests {
                 error: None,
                 seq,
                 resume_cursor: (status == MessageStatus::Streaming).then_some(7),
+                trace_id: None,
             },
         }
     }

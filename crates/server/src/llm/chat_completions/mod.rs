@@ -206,6 +206,7 @@ mod tests {
             temperature: None,
             max_tokens: None,
             user_token: None,
+            context: None,
         };
         let body: serde_json::Value =
             serde_json::from_slice(&ChatCompletions::new("http://x/").body(&request).expect("body")).expect("json");
