@@ -1,12 +1,13 @@
 // The Vercel AI SDK's own client code (DefaultChatTransport, TextStreamChatTransport, readUIMessageStream)
-// against the real server: any `useChat` front end must work unchanged. Runs against three SDK versions:
-// two that validate stream chunks strictly (ai 5.0.60, ai 6.0.100) and the latest v6.
+// against the real server: any `useChat` front end must work unchanged. Runs against every pinned SDK version:
+// two that validate stream chunks strictly (ai 5.0.60, ai 6.0.100), the latest v6 and v7.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import * as latest from 'ai';
 import * as v5 from 'ai-v5-strict';
 import * as v6 from 'ai-v6-strict';
+import * as v7 from 'ai-v7';
 import { startStack, numberedText } from '../support/stack.mjs';
 
 const USER = 'sdk-user@example.com';
@@ -47,7 +48,12 @@ function userMessage(text) {
   return { id: randomUUID(), role: 'user', parts: [{ type: 'text', text }] };
 }
 
-for (const [name, sdk] of Object.entries({ 'ai@5.0.60 (strict)': v5, 'ai@6.0.100 (strict)': v6, 'ai@6 latest': latest })) {
+for (const [name, sdk] of Object.entries({
+  'ai@5.0.60 (strict)': v5,
+  'ai@6.0.100 (strict)': v6,
+  'ai@6 latest': latest,
+  'ai@7': v7,
+})) {
   test(`DefaultChatTransport assembles streamed answers (${name})`, async () => {
     const transport = new sdk.DefaultChatTransport({ api: `${stack.url}/api/chat`, headers: { 'x-forwarded-email': USER } });
     const chatId = randomUUID();

@@ -27,6 +27,7 @@ pub async fn chat_completions(
         path: uri.path().to_owned(),
         authorization: headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned),
         body: request.clone(),
+        headers: crate::agents::request::recorded_headers(&headers),
     });
     if state.workspace().model_auth_required()
         && let Err(refused) = state.workspace().check_bearer(&headers)
@@ -67,7 +68,11 @@ pub async fn chat_completions(
     if request["stream"].as_bool() != Some(true) {
         return complete_response(&scenario, &model).await;
     }
-    let mut response = Response::new(Body::from_stream(sse_stream(scenario.clone(), model)));
+    let (outcomes, path) = (state.clone(), uri.path().to_owned());
+    let body = crate::agents::frames::watched(sse_stream(scenario.clone(), model), move |end| {
+        outcomes.agents().record_outcome(crate::agents::StreamOutcome { path, conversation_id: None, end });
+    });
+    let mut response = Response::new(Body::from_stream(body));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     add_headers(&mut response, &scenario);
     response

@@ -8,13 +8,17 @@
 //! - `POST /serving-endpoints/chat/completions` (also `/v1/chat/completions`, `/chat/completions`):
 //!   OpenAI-compatible chat completions, streaming (`stream: true`) or not. Open by default; after
 //!   [`FakeWorkspace::require_model_auth`] they demand a registered PAT or an unexpired OAuth token, as Databricks does.
+//! - Agents ([`agents`]): Responses-API and ChatAgent serving endpoints, and agents served by Databricks Apps
+//!   (`/apps/{app}/...`), scripted by the same directives plus agent ones.
 //! - The workspace APIs of [`workspace`]: OAuth token endpoint, SCIM `Me`, serving-endpoint list/get, and both
 //!   Lakebase credential APIs.
 //! - `POST /__fake/scenarios` (queue scripted answers), `GET /__fake/requests` (what the app sent),
 //!   `POST /__fake/reset`.
 
+pub mod agents;
 pub mod clock;
 pub mod completions;
+pub mod mlflow;
 pub mod scenario;
 pub mod workspace;
 
@@ -39,6 +43,9 @@ pub struct RecordedRequest {
     pub authorization: Option<String>,
     /// Parsed JSON body.
     pub body: serde_json::Value,
+    /// Request headers other than `Authorization` (e.g. `x-mlflow-return-trace-id`), lower-case names.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 /// Settings of the fake.
@@ -66,6 +73,8 @@ pub struct FakeState {
     /// Requests seen per message text, for directives that fail only the first attempts.
     attempts: Mutex<std::collections::HashMap<String, u32>>,
     workspace: Arc<FakeWorkspaceState>,
+    mlflow: mlflow::FakeMlflow,
+    agents: agents::AgentState,
 }
 
 #[derive(Default)]
@@ -128,8 +137,14 @@ impl FakeState {
         &self.workspace
     }
 
+    /// The agents' side (background runs, approval decisions, how streams ended).
+    pub fn agents(&self) -> &agents::AgentState {
+        &self.agents
+    }
+
     /// Clears scenarios and recorded requests.
     pub fn reset(&self) {
+        self.agents.reset();
         lock(&self.scenarios).clear();
         lock(&self.model_replies).clear();
         lock(&self.requests).clear();
@@ -143,11 +158,13 @@ pub fn router(state: Arc<FakeState>) -> Router {
         .route("/serving-endpoints/chat/completions", post(completions::chat_completions))
         .route("/v1/chat/completions", post(completions::chat_completions))
         .route("/chat/completions", post(completions::chat_completions))
+        .merge(agents::routes())
         .route("/__fake/scenarios", post(control::push_scenarios))
         .route("/__fake/requests", get(control::requests))
         .route("/__fake/reset", post(control::reset))
         .with_state(state.clone())
         .merge(workspace::router(state.workspace.clone()))
+        .merge(mlflow::router(state.clone()))
 }
 
 /// A running fake on a random local port; stops when dropped.

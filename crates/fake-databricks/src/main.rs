@@ -1,9 +1,12 @@
 //! Runs the fake Databricks workspace:
 //! `fake-databricks [--port 9100] [--token-delay-ms 20] [--no-record] [--pat TOKEN] [--client ID:SECRET]
-//! [--endpoint NAME] [--postgres-endpoint PATH] [--require-model-auth]`.
+//! [--endpoint NAME] [--agent-endpoint NAME:TASK] [--postgres-endpoint PATH] [--require-model-auth]`.
 //!
-//! `--pat`, `--client` and the endpoint options may repeat; they register credentials, ready chat serving endpoints
-//! and Lakebase Autoscaling endpoints, so the app can run against the fake exactly as in Databricks Apps.
+//! `--pat`, `--client` and the endpoint options may repeat; they register credentials, ready chat serving endpoints,
+//! agent serving endpoints (`--agent-endpoint support-agent:agent/v1/responses`; tasks `agent/v1/responses`,
+//! `agent/v2/responses`, `agent/v2/chat`, `agent/v1/chat`) and Lakebase Autoscaling endpoints, so the app can run
+//! against the fake exactly as in Databricks Apps. Agents served by Apps need no flag: `{url}/apps/<name>` is one,
+//! of the kind its name says (`bricks-*`, `durable-*`, else an MLflow AgentServer; see the `agents` module).
 
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
     let mut pats = Vec::new();
     let mut clients = Vec::new();
     let mut endpoints = Vec::new();
+    let mut agent_endpoints = Vec::new();
     let mut postgres_endpoints = Vec::new();
     let mut require_model_auth = false;
     let mut args = std::env::args().skip(1);
@@ -42,13 +46,26 @@ async fn main() -> anyhow::Result<()> {
                 clients.push((id.to_owned(), secret.to_owned()));
             }
             "--endpoint" => endpoints.push(args.next().ok_or_else(|| anyhow::anyhow!("--endpoint needs a name"))?),
+            "--agent-endpoint" => {
+                let pair = args.next().unwrap_or_default();
+                let (name, task) = pair
+                    .split_once(':')
+                    .filter(|(name, task)| !name.is_empty() && task.starts_with("agent/"))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--agent-endpoint needs NAME:TASK (e.g. my-agent:agent/v1/responses), got `{pair}`"
+                        )
+                    })?;
+                agent_endpoints.push(fake_databricks::FakeEndpoint::new(name, task));
+            }
             "--postgres-endpoint" => {
                 postgres_endpoints.push(args.next().ok_or_else(|| anyhow::anyhow!("--postgres-endpoint needs a path"))?)
             }
             "--require-model-auth" => require_model_auth = true,
             other => anyhow::bail!(
                 "unknown argument {other}; usage: fake-databricks [--port N] [--token-delay-ms N] [--no-record] \
-                 [--pat TOKEN] [--client ID:SECRET] [--endpoint NAME] [--postgres-endpoint PATH] [--require-model-auth]"
+                 [--pat TOKEN] [--client ID:SECRET] [--endpoint NAME] [--agent-endpoint NAME:TASK] \
+                 [--postgres-endpoint PATH] [--require-model-auth]"
             ),
         }
     }
@@ -61,7 +78,9 @@ async fn main() -> anyhow::Result<()> {
     pats.iter().for_each(|pat| workspace.add_pat(pat));
     clients.iter().for_each(|(id, secret)| workspace.add_client(id, secret));
     postgres_endpoints.iter().for_each(|path| workspace.add_postgres_endpoint(path));
-    workspace.set_serving_endpoints(endpoints.iter().map(|name| fake_databricks::FakeEndpoint::chat(name)).collect());
+    workspace.set_serving_endpoints(
+        endpoints.iter().map(|name| fake_databricks::FakeEndpoint::chat(name)).chain(agent_endpoints).collect(),
+    );
     if require_model_auth {
         fake.require_model_auth();
     }

@@ -311,7 +311,9 @@ impl Directives {
         Scenario::stream(steps)
     }
 
-    fn answer_tokens(&self, user_text: &str) -> Vec<String> {
+    /// The answer's text tokens: the markdown or HTML sample, `tokens=N` numbered words, else the echo of the
+    /// user's text (agents answer with the same words).
+    pub fn answer_tokens(&self, user_text: &str) -> Vec<String> {
         if self.markdown {
             return split_tokens(MARKDOWN_SAMPLE);
         }

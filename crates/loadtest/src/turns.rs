@@ -34,7 +34,14 @@ pub struct Common {
     /// answer streams, and the report counts any token a client received twice.
     #[arg(long)]
     titles: bool,
+    /// Also stream the same load from an agent (an MLflow AgentServer app speaking the Responses API, named in
+    /// CHAT_AGENTS) after the chat-completions load, on the same server: the two reports side by side.
+    #[arg(long)]
+    agent: bool,
 }
+
+/// The agent's id in the benchmarks (an app of the fake workspace).
+const AGENT: &str = "bench-agent";
 
 /// Options of `stream-latency`.
 #[derive(clap::Args)]
@@ -89,6 +96,7 @@ impl Bench {
             ("TITLE_GENERATION", common.titles.to_string()),
             ("DATABASE_MAX_CONNECTIONS", common.db_connections.to_string()),
             ("LLM_HTTP2_PRIOR_KNOWLEDGE", (!common.upstream_http1).to_string()),
+            ("CHAT_AGENTS", format!("{AGENT}={}/apps/{AGENT}", fake.url())),
         ];
         let server = ServerProcess::start(&common.target.server_bin, &database.url, &env)?;
         let client = reqwest::Client::builder().pool_max_idle_per_host(4096).build()?;
@@ -124,16 +132,21 @@ fn token_order(word: &str) -> Option<u64> {
     word.parse::<u64>().ok().or_else(|| word.strip_prefix('w')?.parse().ok())
 }
 
-/// Sends one turn and reads it to the end.
-async fn run_turn(client: &reqwest::Client, base_url: &str, message: &str) -> anyhow::Result<TurnObservation> {
+/// Sends one turn (to the default model, or to `model`) and reads it to the end.
+async fn run_turn(
+    client: &reqwest::Client,
+    base_url: &str,
+    message: &str,
+    model: Option<&str>,
+) -> anyhow::Result<TurnObservation> {
     let chat_id = uuid::Uuid::new_v4();
     let started = Instant::now();
-    let response = client
-        .post(format!("{base_url}/api/chat"))
-        .header("x-forwarded-email", USER)
-        .json(&serde_json::json!({"id": chat_id, "message": message}))
-        .send()
-        .await?;
+    let mut body = serde_json::json!({"id": chat_id, "message": message});
+    if let Some(model) = model {
+        body["model"] = serde_json::json!(model);
+    }
+    let response =
+        client.post(format!("{base_url}/api/chat")).header("x-forwarded-email", USER).json(&body).send().await?;
     ensure!(response.status().is_success(), "POST /api/chat answered {}", response.status());
     let mut events = response.bytes_stream().eventsource();
     let mut observation = TurnObservation::default();
@@ -169,13 +182,27 @@ async fn run_turn(client: &reqwest::Client, base_url: &str, message: &str) -> an
     Ok(observation)
 }
 
-/// `stream-latency`.
+/// `stream-latency`: the chat-completions load, and with `--agent` the same load from an agent after it.
 pub async fn stream_latency(args: StreamArgs) -> anyhow::Result<()> {
     let bench = Bench::start(&args.common).await?;
+    let mut duplicated = stream_load(&bench, &args, None).await?;
+    if args.common.agent {
+        println!();
+        println!("### The same load from an agent (Responses API, MLflow AgentServer app)");
+        println!();
+        duplicated += stream_load(&bench, &args, Some(AGENT)).await?;
+    }
+    bench.finish().await?;
+    ensure!(duplicated == 0, "clients received {duplicated} tokens twice");
+    Ok(())
+}
+
+/// One `stream-latency` load against the running bench; returns the tokens clients received twice.
+async fn stream_load(bench: &Bench, args: &StreamArgs, model: Option<&str>) -> anyhow::Result<usize> {
     let base_url = bench.server.base_url.clone();
     // Warm up: connections, prepared statements, allocator.
     for _ in 0..20 {
-        run_turn(&bench.client, &base_url, "[[fake tokens=20 delay_ms=1]]").await?;
+        run_turn(&bench.client, &base_url, "[[fake tokens=20 delay_ms=1]]", model).await?;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let baseline_kib = bench.server.rss_kib().context("reading the server's RSS")?;
@@ -202,9 +229,10 @@ pub async fn stream_latency(args: StreamArgs) -> anyhow::Result<()> {
         let start_at = started + Duration::from_secs_f64(args.ramp_secs * index as f64 / args.concurrency as f64);
         let (client, base_url, message) = (bench.client.clone(), bench.server.base_url.clone(), message.clone());
         let (observations, errors) = (observations.clone(), errors.clone());
+        let model = model.map(str::to_owned);
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(start_at.into()).await;
-            match run_turn(&client, &base_url, &message).await {
+            match run_turn(&client, &base_url, &message, model.as_deref()).await {
                 Ok(observation) => observations.lock().await.push(observation),
                 Err(error) => {
                     if errors.fetch_add(1, Ordering::Relaxed) < 5 {
@@ -262,9 +290,7 @@ pub async fn stream_latency(args: StreamArgs) -> anyhow::Result<()> {
     if std::env::var_os("PER_SECOND").is_some() {
         per_second(&observations);
     }
-    bench.finish().await?;
-    ensure!(duplicated == 0, "clients received {duplicated} tokens twice");
-    Ok(())
+    Ok(duplicated)
 }
 
 /// p99 of the added latency per second of the run, to see whether the tail is steady or comes in bursts.
@@ -346,7 +372,7 @@ pub async fn short_turns(args: ShortArgs) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             while Instant::now() < measure_until {
                 let turn_started = Instant::now();
-                let result = run_turn(&client, &base_url, &message).await;
+                let result = run_turn(&client, &base_url, &message, None).await;
                 ran.fetch_add(1, Ordering::Relaxed);
                 let in_window = turn_started >= measure_from && Instant::now() <= measure_until;
                 match result {

@@ -31,6 +31,8 @@ pub struct Config {
     pub models: ModelConfig,
     /// How turns run: checkpoints, keep-alives, shutdown.
     pub engine: EngineConfig,
+    /// Where votes on answers go besides the database.
+    pub feedback: FeedbackConfig,
     /// The variables themselves, for the Databricks credential chain (which also reads `~/.databrickscfg`).
     pub env: EnvMap,
 }
@@ -175,6 +177,30 @@ pub struct EngineConfig {
     /// Answers one user may have streaming at once on one server process (`MAX_CONCURRENT_TURNS_PER_USER`,
     /// default 5; 0: unlimited).
     pub max_concurrent_turns_per_user: Option<usize>,
+}
+
+/// Feedback on answers: whether votes are also sent to MLflow as assessments on the answers' traces, and how failed
+/// sends are retried.
+#[derive(Clone, Debug)]
+pub struct FeedbackConfig {
+    /// The explicit switch (`MLFLOW_FEEDBACK`); wins over the experiment id.
+    pub mlflow_switch: Option<bool>,
+    /// The MLflow experiment the agents trace into (`MLFLOW_EXPERIMENT_ID`); being set turns the sync on. Assessments
+    /// are attached to traces, so it is only reported, never sent.
+    pub experiment_id: Option<String>,
+    /// Pause before a vote that failed to reach MLflow is sent again; it doubles with each failure, up to
+    /// [`FeedbackConfig::MAX_RETRY_DELAY`] (`MLFLOW_FEEDBACK_RETRY_MS`, default 10000).
+    pub retry_base: Duration,
+}
+
+impl FeedbackConfig {
+    /// Longest pause between two attempts to send one vote.
+    pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30 * 60);
+
+    /// Whether the sync is asked for (it also needs a Databricks workspace).
+    pub fn mlflow_requested(&self) -> bool {
+        self.mlflow_switch.unwrap_or(self.experiment_id.is_some())
+    }
 }
 
 /// HTTP listener and request limits.
@@ -338,6 +364,13 @@ impl Config {
                     env.parse_in_range("MAX_CONCURRENT_TURNS_PER_USER", 0..=100_000)?.unwrap_or(5),
                 )
                 .filter(|n| *n > 0),
+            },
+            feedback: FeedbackConfig {
+                mlflow_switch: env.parse_bool("MLFLOW_FEEDBACK")?,
+                experiment_id: env.get("MLFLOW_EXPERIMENT_ID").map(str::to_owned),
+                retry_base: Duration::from_millis(
+                    env.parse_in_range("MLFLOW_FEEDBACK_RETRY_MS", 10..=3_600_000)?.unwrap_or(10_000),
+                ),
             },
             env: env.clone(),
         })

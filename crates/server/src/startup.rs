@@ -17,6 +17,7 @@ use tracing::Level;
 
 use crate::config::{Config, IdentityConfig};
 use crate::error::ApiError;
+use crate::feedback_sync::MlflowSync;
 use crate::security::SecurityHeaders;
 use crate::state::AppState;
 use crate::{platform, routes};
@@ -26,6 +27,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    mlflow: MlflowSync,
 }
 
 impl Application {
@@ -39,13 +41,19 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}; set PORT (or HOST) to a free address", config.http.bind))?;
         let state = AppState::new(db, refusals, config, databricks.as_ref()).await?;
-        Ok(Self::with_parts(listener, state))
+        let mlflow = MlflowSync::start(state.db.clone(), &state.config, databricks.as_ref())?;
+        Ok(Self::assemble(listener, state, mlflow))
     }
 
-    /// Builds the application from an already bound listener and ready state (tests use this too).
+    /// Builds the application from an already bound listener and ready state (tests use this too), with votes kept
+    /// out of MLflow.
     pub fn with_parts(listener: TcpListener, state: AppState) -> Self {
-        let router = router(state.clone());
-        Self { listener, router, state }
+        Self::assemble(listener, state, MlflowSync::off())
+    }
+
+    fn assemble(listener: TcpListener, state: AppState, mlflow: MlflowSync) -> Self {
+        let router = router(state.clone(), mlflow.clone());
+        Self { listener, router, state, mlflow }
     }
 
     /// The address actually bound (useful with port 0).
@@ -63,12 +71,14 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         log_startup(&self.state.config, self.local_addr());
         let engine = self.state.engine.clone();
+        let mlflow = self.mlflow.clone();
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
             // Streams end as their turns end, which is what lets the HTTP server finish its graceful shutdown.
             tokio::spawn(async move {
                 engine.shutdown().await;
+                mlflow.stop().await;
                 let _ = drained_tx.send(());
             });
         };
@@ -107,8 +117,9 @@ fn log_startup(config: &Config, addr: SocketAddr) {
     tracing::info!(address = %addr, "listening on http://{addr}");
 }
 
-/// The complete router: API routes, fallbacks and middleware.
-pub fn router(state: AppState) -> Router {
+/// The complete router: API routes, fallbacks and middleware. The MLflow side of feedback travels as a request
+/// extension rather than in [`AppState`], so that a state built without it (tools, tests) serves with the sync off.
+pub fn router(state: AppState, mlflow: MlflowSync) -> Router {
     let (api, document) = routes::api_router(&state);
     let request_id = HeaderName::from_static("x-request-id");
     let dist = crate::web::locate_dist(state.config.http.web_dist.as_deref());
@@ -131,7 +142,7 @@ pub fn router(state: AppState) -> Router {
         Some(dist) => api.merge(crate::web::router(&dist)),
         None => api.fallback(fallback),
     };
-    app.layer(Extension(Arc::new(document))).with_state(state).layer(middleware)
+    app.layer(Extension(Arc::new(document))).layer(Extension(mlflow)).with_state(state).layer(middleware)
 }
 
 async fn fallback() -> ApiError {

@@ -92,6 +92,17 @@ pub struct ToolPart {
     /// True when the model's side ran the tool (an agent's own tools); false or absent when this server ran it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_executed: Option<bool>,
+    /// Provider data about the call, e.g. `{"databricks": {"serverLabel": "mail"}}` for an agent's MCP tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub call_provider_metadata: Option<Value>,
+}
+
+impl ToolPart {
+    /// The MCP server the call went to, when the agent named one.
+    pub fn server_label(&self) -> Option<&str> {
+        self.call_provider_metadata.as_ref()?.pointer("/databricks/serverLabel")?.as_str()
+    }
 }
 
 /// Where a tool call stands (the AI SDK's states).
@@ -184,6 +195,9 @@ pub enum Content {
     Tool(Box<ToolEvent>),
     /// A source the answer cites.
     Source(Box<Source>),
+    /// A data part kept with the answer (`data-approval`, `data-agent`); one with the id of an earlier one replaces
+    /// it in place.
+    Data(Box<DataPart>),
     /// The text (or reasoning) being written is complete: more starts a new part (an agent's next message item).
     PartEnd,
 }
@@ -217,6 +231,8 @@ pub enum ToolEvent {
         input: Value,
         /// Whether the model's side runs it.
         provider_executed: bool,
+        /// Provider data about the call (an agent's MCP server label).
+        provider_metadata: Option<Value>,
     },
     /// A tool's result.
     Output {
@@ -265,7 +281,30 @@ impl Content {
             tool_name: tool_name.into(),
             input,
             provider_executed,
+            provider_metadata: None,
         }))
+    }
+
+    /// A call to a tool of an agent's MCP server (the agent runs it), with the server's label.
+    pub fn mcp_tool_input(
+        tool_call_id: impl Into<String>,
+        tool_name: impl Into<String>,
+        input: Value,
+        server_label: &str,
+    ) -> Self {
+        Content::Tool(Box::new(ToolEvent::Input {
+            tool_call_id: tool_call_id.into(),
+            tool_name: tool_name.into(),
+            input,
+            provider_executed: true,
+            provider_metadata: (!server_label.is_empty())
+                .then(|| serde_json::json!({"databricks": {"serverLabel": server_label}})),
+        }))
+    }
+
+    /// A data part kept with the answer.
+    pub fn data(kind: impl Into<String>, id: impl Into<String>, data: Value) -> Self {
+        Content::Data(Box::new(DataPart { kind: kind.into(), id: Some(id.into()), data }))
     }
 
     /// A tool's result.
@@ -285,12 +324,13 @@ impl Content {
             MessagePart::Text { text } => vec![Content::Text(text.clone())],
             MessagePart::Reasoning { text } => vec![Content::Reasoning(text.clone())],
             MessagePart::Tool(tool) => {
-                let mut content = vec![Content::tool_input(
-                    &tool.tool_call_id,
-                    &tool.tool_name,
-                    tool.input.clone().unwrap_or(Value::Object(serde_json::Map::new())),
-                    tool.provider_executed.unwrap_or(false),
-                )];
+                let mut content = vec![Content::Tool(Box::new(ToolEvent::Input {
+                    tool_call_id: tool.tool_call_id.clone(),
+                    tool_name: tool.tool_name.clone(),
+                    input: tool.input.clone().unwrap_or(Value::Object(serde_json::Map::new())),
+                    provider_executed: tool.provider_executed.unwrap_or(false),
+                    provider_metadata: tool.call_provider_metadata.clone(),
+                }))];
                 match (tool.state, &tool.output, &tool.error_text) {
                     (ToolState::OutputAvailable, Some(output), _) => {
                         content.push(Content::tool_output(&tool.tool_call_id, output.clone()));
@@ -304,8 +344,9 @@ impl Content {
             }
             MessagePart::SourceUrl(source) => vec![Content::Source(Box::new(source.clone()))],
             MessagePart::StepStart => return None,
-            // Data parts and unknown parts have no stream chunk this server sends; a replay leaves them out.
-            MessagePart::Data(_) | MessagePart::Other(_) => Vec::new(),
+            MessagePart::Data(data) => vec![Content::Data(Box::new(data.clone()))],
+            // Unknown parts have no stream chunk this server sends; a replay leaves them out.
+            MessagePart::Other(_) => Vec::new(),
         })
     }
 }
@@ -383,6 +424,7 @@ impl Answer {
                     output: None,
                     error_text: None,
                     provider_executed: *provider_executed,
+                    call_provider_metadata: None,
                 }));
             }
             UiChunk::ToolInputDelta { tool_call_id, input_text_delta } => {
@@ -393,12 +435,22 @@ impl Answer {
                 // The parts show arguments only once they are complete.
                 return false;
             }
-            UiChunk::ToolInputAvailable { tool_call_id, tool_name, input, provider_executed, .. } => {
+            UiChunk::ToolInputAvailable {
+                tool_call_id,
+                tool_name,
+                input,
+                provider_executed,
+                provider_metadata,
+                ..
+            } => {
                 self.tool_inputs.retain(|(id, _)| id != tool_call_id);
                 match self.tool_mut(tool_call_id) {
                     Some(tool) => {
                         tool.state = ToolState::InputAvailable;
                         tool.input = Some(input.clone());
+                        if let Some(metadata) = provider_metadata {
+                            tool.call_provider_metadata = Some((**metadata).clone());
+                        }
                     }
                     None => self.parts.push(MessagePart::Tool(ToolPart {
                         tool_call_id: tool_call_id.clone(),
@@ -408,6 +460,7 @@ impl Answer {
                         output: None,
                         error_text: None,
                         provider_executed: *provider_executed,
+                        call_provider_metadata: provider_metadata.as_deref().cloned(),
                     })),
                 }
             }
@@ -422,6 +475,14 @@ impl Answer {
                 tool.error_text = Some(error_text.clone());
             }
             UiChunk::SourceUrl(source) => self.parts.push(MessagePart::SourceUrl(source.clone())),
+            UiChunk::Data(data) => {
+                // As AI SDK clients do: a data part with the type and id of an earlier one replaces it in place.
+                let same = |part: &MessagePart| matches!(part, MessagePart::Data(old) if data.id.is_some() && old.kind == data.kind && old.id == data.id);
+                match self.parts.iter_mut().find(|part| same(part)) {
+                    Some(part) => *part = MessagePart::Data((**data).clone()),
+                    None => self.parts.push(MessagePart::Data((**data).clone())),
+                }
+            }
             UiChunk::Start { .. }
             | UiChunk::FinishStep
             | UiChunk::Error { .. }
@@ -462,6 +523,7 @@ mod tests {
             output: Some(serde_json::json!("42")),
             error_text: None,
             provider_executed: Some(true),
+            call_provider_metadata: None,
         });
         let cases = [
             (MessagePart::Text { text: "Hi".into() }, r#"{"type":"text","text":"Hi"}"#),
@@ -518,6 +580,7 @@ mod tests {
                 input: serde_json::json!({"q": 1}),
                 provider_executed: None,
                 dynamic: Some(true),
+                provider_metadata: None,
             },
             UiChunk::ToolOutputAvailable {
                 tool_call_id: "c1".into(),
@@ -562,6 +625,27 @@ mod tests {
     }
 
     #[test]
+    fn a_data_part_with_the_id_of_an_earlier_one_replaces_it_in_place() {
+        let mut answer = Answer::default();
+        let data = |state: &str| {
+            UiChunk::Data(Box::new(DataPart {
+                kind: "data-approval".into(),
+                id: Some("approval-1".into()),
+                data: serde_json::json!({"state": state}),
+            }))
+        };
+        answer.apply(&data("requested"));
+        answer.apply(&UiChunk::TextStart { id: "1".into() });
+        answer.apply(&UiChunk::TextDelta { id: "1".into(), delta: "Go on.".into() });
+        answer.apply(&data("approved"));
+        assert_eq!(answer.parts.len(), 2);
+        assert!(matches!(&answer.parts[0], MessagePart::Data(d) if d.data["state"] == "approved"));
+        let json = serde_json::to_string(&data("denied")).expect("serializes");
+        assert_eq!(json, r#"{"type":"data-approval","id":"approval-1","data":{"state":"denied"}}"#);
+        assert_eq!(serde_json::from_str::<UiChunk>(&json).expect("reads back"), data("denied"));
+    }
+
+    #[test]
     fn an_error_output_and_late_deltas_are_kept() {
         let mut answer = Answer::default();
         answer.apply(&UiChunk::ToolInputAvailable {
@@ -570,6 +654,7 @@ mod tests {
             input: serde_json::json!({}),
             provider_executed: Some(true),
             dynamic: Some(true),
+            provider_metadata: Some(Box::new(serde_json::json!({"databricks": {"serverLabel": "mail"}}))),
         });
         answer.apply(&UiChunk::ToolOutputError {
             tool_call_id: "c9".into(),

@@ -8,6 +8,7 @@
 pub mod answer;
 pub mod chat;
 pub mod error;
+pub mod feedback;
 pub mod message;
 pub mod model;
 pub mod stream;
@@ -17,6 +18,7 @@ pub mod user;
 pub use answer::*;
 pub use chat::*;
 pub use error::*;
+pub use feedback::*;
 pub use message::*;
 pub use model::*;
 pub use stream::*;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::answer::MessagePart;
+use crate::feedback::Feedback;
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -129,6 +130,9 @@ pub struct MessageMetadata {
     /// The MLflow trace of the answer, when the agent returned one (feedback is attached to it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The caller's vote on this answer, when they gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Feedback>,
 }
 
 /// A stored message, loadable by an AI SDK client as a `UIMessage`.

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::answer::Source;
+use crate::answer::{DataPart, Source};
 use crate::message::{MessageStatus, Usage};
 
 /// SSE `data:` payload that ends every stream (ignored by AI SDK clients, required by the format).
@@ -111,6 +111,10 @@ pub enum UiChunk {
         /// True: a `dynamic-tool` part.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dynamic: Option<bool>,
+        /// Provider data about the call (an agent's MCP server label); becomes the part's `callProviderMetadata`.
+        /// Boxed: it is rare, and a chunk is moved several times per token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        provider_metadata: Option<Box<serde_json::Value>>,
     },
     /// A tool's result.
     #[serde(rename_all = "camelCase")]
@@ -185,6 +189,10 @@ pub enum UiChunk {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message_metadata: Option<Box<StreamMetadata>>,
     },
+    /// A data part kept with the message (`data-approval`, `data-agent`): AI SDK clients add it to the message's
+    /// parts, replacing an earlier one with the same type and id.
+    #[serde(untagged)]
+    Data(Box<DataPart>),
 }
 
 /// Every field a chunk can have, each optional: what a chunk is read into before it becomes a [`UiChunk`].
@@ -214,6 +222,7 @@ struct WireChunk {
     title: Option<String>,
     data: Option<serde_json::Value>,
     transient: Option<bool>,
+    provider_metadata: Option<serde_json::Value>,
 }
 
 impl WireChunk {
@@ -248,6 +257,7 @@ impl WireChunk {
                 input: self.input.unwrap_or_default(),
                 provider_executed,
                 dynamic,
+                provider_metadata: self.provider_metadata.map(Box::new),
             },
             "tool-output-available" => UiChunk::ToolOutputAvailable {
                 tool_call_id: call?,
@@ -283,6 +293,9 @@ impl WireChunk {
                 transient: self.transient.unwrap_or(true),
             },
             "finish" => UiChunk::Finish { message_metadata: self.message_metadata },
+            data_kind if data_kind.starts_with("data-") => {
+                UiChunk::Data(Box::new(DataPart { kind: data_kind.to_owned(), id: id.ok(), data: data? }))
+            }
             other => return Err(format!("unknown chunk type `{other}`")),
         })
     }
@@ -449,6 +462,7 @@ mod tests {
                 input: serde_json::json!({"q": [1, "two"]}),
                 provider_executed: None,
                 dynamic: Some(true),
+                provider_metadata: Some(Box::new(serde_json::json!({"databricks": {"serverLabel": "mail"}}))),
             },
             UiChunk::ToolOutputAvailable {
                 tool_call_id: "c".into(),

@@ -151,6 +151,21 @@ pub struct StopResponse {
     pub status: Option<MessageStatus>,
 }
 
+/// Longest reason a user may give for an approval decision.
+pub const MAX_APPROVAL_REASON_CHARS: usize = 2_000;
+
+/// Body of `POST /api/chat/{id}/approvals/{approval_id}`: the user's answer to an agent's approval request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalAnswer {
+    /// True to allow the tool call, false to deny it.
+    pub approve: bool,
+    /// Why (optional; sent to the agent with the decision), at most 2,000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

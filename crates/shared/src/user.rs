@@ -49,4 +49,7 @@ pub struct AppConfig {
     pub greeting: String,
     /// Suggested first prompts.
     pub suggestions: Vec<String>,
+    /// What happens to votes on answers.
+    #[serde(default)]
+    pub feedback: crate::feedback::FeedbackFeatures,
 }

@@ -151,3 +151,23 @@ fn app_agents_are_id_url_pairs() {
         assert_eq!(error.var, "CHAT_AGENTS", "{bad}");
     }
 }
+
+#[test]
+fn mlflow_feedback_follows_the_experiment_unless_switched_explicitly() {
+    let off = Config::from_map(&base()).expect("valid").feedback;
+    assert!(!off.mlflow_requested());
+    assert_eq!(off.retry_base, Duration::from_secs(10));
+    let experiment = base().with("MLFLOW_EXPERIMENT_ID", "1234");
+    let on = Config::from_map(&experiment).expect("valid").feedback;
+    assert!(on.mlflow_requested());
+    assert_eq!(on.experiment_id.as_deref(), Some("1234"));
+    let switched_off = Config::from_map(&experiment.with("MLFLOW_FEEDBACK", "false")).expect("valid").feedback;
+    assert!(!switched_off.mlflow_requested());
+    let switched_on = Config::from_map(&base().with("MLFLOW_FEEDBACK", "true")).expect("valid").feedback;
+    assert!(switched_on.mlflow_requested());
+    let fast = Config::from_map(&base().with("MLFLOW_FEEDBACK_RETRY_MS", "50")).expect("valid").feedback;
+    assert_eq!(fast.retry_base, Duration::from_millis(50));
+    for (name, bad) in [("MLFLOW_FEEDBACK", "maybe"), ("MLFLOW_FEEDBACK_RETRY_MS", "0")] {
+        assert_eq!(Config::from_map(&base().with(name, bad)).err().map(|e| e.var), Some(name));
+    }
+}

@@ -1,6 +1,7 @@
 //! Databricks access for the server: unified client authentication (the variables it reads, the host, the
-//! credential chain, OAuth M2M, the CLI, the token cache), the `~/.databrickscfg` reader, and Lakebase Postgres
-//! password minting. Wire formats follow PROTOCOLS.md C and E.
+//! credential chain, OAuth M2M, the CLI, the token cache), the `~/.databrickscfg` reader, Lakebase Postgres
+//! password minting, and the MLflow assessments that carry users' feedback. Wire formats follow PROTOCOLS.md C, E
+//! and F.
 
 pub mod auth;
 pub mod auth_type;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod host;
 pub mod lakebase;
 pub mod m2m;
+pub mod mlflow;
 pub mod token_cache;
 pub mod vars;
 

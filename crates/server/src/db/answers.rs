@@ -33,6 +33,8 @@ pub struct CheckpointRow {
     pub last_seq: i64,
     /// The new events as a JSON array of [`StoredEvent`]s (`None`: only a heartbeat).
     pub events_json: Option<String>,
+    /// How far the agent's background run has reached with these events, as JSON (`None`: not such an answer).
+    pub upstream_json: Option<String>,
 }
 
 /// Checkpoints many streaming answers in one statement: new events, partial text, heartbeat. Returns, for each
@@ -52,12 +54,13 @@ pub async fn checkpoint_batch(db: impl PgExecutor<'_>, rows: &[CheckpointRow]) -
     let first: Vec<i64> = rows.iter().map(|r| r.first_seq).collect();
     let last: Vec<i64> = rows.iter().map(|r| r.last_seq).collect();
     let events: Vec<Option<String>> = rows.iter().map(|r| r.events_json.clone()).collect();
+    let upstream: Vec<Option<String>> = rows.iter().map(|r| r.upstream_json.clone()).collect();
     let result = sqlx::query!(
         // language=PostgreSQL
         r#"
         with input as (
-            select * from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[])
-                as t(generation_id, parts, first_seq, last_seq, events)
+            select * from unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[], $6::text[])
+                as t(generation_id, parts, first_seq, last_seq, events, upstream)
         ), batch as (
             insert into chat.generation_events (generation_id, first_seq, last_seq, events)
             select i.generation_id, i.first_seq, i.last_seq, i.events::jsonb
@@ -69,6 +72,8 @@ pub async fn checkpoint_batch(db: impl PgExecutor<'_>, rows: &[CheckpointRow]) -
         update chat.messages m
         set parts = case when i.last_seq >= m.last_event_seq then coalesce(i.parts::jsonb, m.parts) else m.parts end,
             last_event_seq = greatest(m.last_event_seq, i.last_seq),
+            upstream_run = case when i.last_seq >= m.last_event_seq then coalesce(i.upstream::jsonb, m.upstream_run)
+                           else m.upstream_run end,
             heartbeat_at = now()
         from input i
         where m.message_id = i.generation_id and m.status = 'streaming'
@@ -78,7 +83,8 @@ pub async fn checkpoint_batch(db: impl PgExecutor<'_>, rows: &[CheckpointRow]) -
         &parts as &[Option<String>],
         &first,
         &last,
-        &events as &[Option<String>]
+        &events as &[Option<String>],
+        &upstream as &[Option<String>]
     )
     .fetch_all(db)
     .await?;

@@ -4,10 +4,12 @@
 //! table is schema-qualified (`chat.chats`), so they do not depend on the connection's `search_path`.
 
 pub mod answers;
+pub mod approvals;
 pub mod chats;
 pub mod credentials;
 pub mod cursor;
 pub mod events;
+pub mod feedback;
 pub mod thread;
 pub mod workers;
 

@@ -39,6 +39,14 @@ pub struct MessageRow {
     pub resume_cursor: Option<i64>,
     /// The answer's MLflow trace, when the agent returned one.
     pub trace_id: Option<String>,
+    /// The chat owner's vote on the message (`up`/`down`; null when none), read with the messages API's pages only.
+    pub feedback_rating: Option<String>,
+    /// Its comment.
+    pub feedback_comment: Option<String>,
+    /// When it last changed.
+    pub feedback_updated_at: Option<DateTime<Utc>>,
+    /// Whether MLflow has it.
+    pub feedback_sync: Option<String>,
 }
 
 impl MessageRow {
@@ -70,12 +78,19 @@ impl From<MessageRow> for UiMessage {
             seq: row.seq,
             resume_cursor: row.resume_cursor,
             trace_id: row.trace_id.clone(),
+            feedback: super::feedback::to_wire(
+                row.feedback_rating.as_deref(),
+                row.feedback_comment.clone(),
+                row.feedback_updated_at,
+                row.feedback_sync.as_deref(),
+            ),
         };
         UiMessage { id: row.message_id, role: row.role(), parts: row.parts.0, metadata }
     }
 }
 
-/// A page of the messages API: the newest `limit` messages with seq below `before`, newest first.
+/// A page of the messages API: the newest `limit` messages with seq below `before`, newest first, each with the chat
+/// owner's vote (the only user who can read the chat).
 pub async fn page(
     db: impl PgExecutor<'_>,
     chat_id: Uuid,
@@ -88,8 +103,13 @@ pub async fn page(
         r#"
         select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
                m.input_tokens, m.output_tokens, m.error, m.created_at, m.updated_at,
-               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?", m.trace_id
+               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?", m.trace_id,
+               f.rating as "feedback_rating?", f.comment as "feedback_comment?",
+               f.updated_at as "feedback_updated_at?", f.sync as "feedback_sync?"
         from chat.messages m
+        join chat.chats c on c.chat_id = m.chat_id
+        left join chat.message_feedback f
+            on f.message_id = m.message_id and f.user_id = c.owner_id and f.rating is not null
         where m.chat_id = $1 and m.seq < $2
         order by m.seq desc
         limit $3
@@ -119,7 +139,9 @@ pub async fn answer(db: impl PgExecutor<'_>, owner_id: &str, answer_id: Uuid) ->
         r#"
         select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
                m.input_tokens, m.output_tokens, m.error, m.created_at, m.updated_at,
-               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?", m.trace_id
+               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?", m.trace_id,
+               null::text as "feedback_rating?", null::text as "feedback_comment?",
+               null::timestamptz as "feedback_updated_at?", null::text as "feedback_sync?"
         from chat.messages m
         join chat.chats c on c.chat_id = m.chat_id
         where m.message_id = $1 and c.owner_id = $2 and m.role = 'assistant'
@@ -310,7 +332,9 @@ pub async fn replay_source(db: &PgPool, answer_id: Uuid) -> sqlx::Result<Option<
         r#"
         select m.message_id, m.chat_id, m.seq, m.role, m.parts as "parts: Json<Vec<MessagePart>>", m.status, m.model,
                m.input_tokens, m.output_tokens, m.error, m.created_at, m.updated_at,
-               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?", m.trace_id
+               case when m.status = 'streaming' then m.last_event_seq end as "resume_cursor?", m.trace_id,
+               null::text as "feedback_rating?", null::text as "feedback_comment?",
+               null::timestamptz as "feedback_updated_at?", null::text as "feedback_sync?"
         from chat.messages m
         where m.message_id = $1 and m.role = 'assistant'
         "#,

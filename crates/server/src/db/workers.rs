@@ -64,6 +64,14 @@ pub struct Orphan {
     pub last_event_seq: i64,
     /// Content at the last checkpoint.
     pub parts: Json<Vec<MessagePart>>,
+    /// The chat.
+    pub chat_id: Uuid,
+    /// The chat's owner.
+    pub owner_id: String,
+    /// The model (agent) writing it.
+    pub model: Option<String>,
+    /// Where the agent's background run stood at the last checkpoint, for an answer from one.
+    pub upstream_run: Option<serde_json::Value>,
 }
 
 /// The streaming answers of a worker, locked for update.
@@ -72,13 +80,31 @@ pub async fn orphans_of(conn: &mut PgConnection, worker_id: i64) -> sqlx::Result
         Orphan,
         // language=PostgreSQL
         r#"
-        select message_id as generation_id, last_event_seq, parts as "parts: Json<Vec<MessagePart>>"
-        from chat.messages
-        where worker_id = $1 and status = 'streaming'
-        for update skip locked
+        select m.message_id as generation_id, m.last_event_seq, m.parts as "parts: Json<Vec<MessagePart>>",
+               m.chat_id, c.owner_id, m.model, m.upstream_run
+        from chat.messages m
+        join chat.chats c on c.chat_id = m.chat_id
+        where m.worker_id = $1 and m.status = 'streaming'
+        for update of m skip locked
         "#,
         worker_id
     )
     .fetch_all(conn)
     .await
+}
+
+/// Takes over a streaming answer of a dead worker, to re-attach it to its agent's background run.
+pub async fn adopt(conn: &mut PgConnection, answer_id: Uuid, worker_id: i64) -> sqlx::Result<bool> {
+    let adopted = sqlx::query!(
+        // language=PostgreSQL
+        r#"
+        update chat.messages set worker_id = $2, heartbeat_at = now(), cancel_requested = false
+        where message_id = $1 and status = 'streaming'
+        "#,
+        answer_id,
+        worker_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(adopted.rows_affected() > 0)
 }

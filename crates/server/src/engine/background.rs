@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::live::CancelReason;
-use super::{Inner, lock};
+use super::{Inner, lock, reattach};
 use crate::db::answers::{self, FinalWrite};
 use crate::db::events::{self, StoredEvent};
 use crate::db::workers;
@@ -118,8 +118,9 @@ async fn sweep_loop(inner: Arc<Inner>, connected_since: Arc<Mutex<Instant>>) {
     }
 }
 
-/// Finds workers that died with running answers and stores those as interrupted, keeping their text.
-async fn sweep(inner: &Inner, periodic: bool) {
+/// Finds workers that died with running answers and stores those as interrupted, keeping their text; an answer
+/// from an agent's background run is adopted and re-attached to the run instead.
+async fn sweep(inner: &Arc<Inner>, periodic: bool) {
     let result = async {
         let mut conn = inner.db.acquire().await?;
         // At start the lock alone decides: this process was not around, so nobody's lock can be "on its way
@@ -127,6 +128,7 @@ async fn sweep(inner: &Inner, periodic: bool) {
         let grace = if periodic { HEARTBEAT_GRACE_SECS } else { 0.0 };
         let suspects = workers::suspect_workers(&mut conn, inner.worker_id, grace).await?;
         let mut recovered = 0usize;
+        let mut adopted = Vec::new();
         for worker in suspects {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             let dead = workers::try_lock_worker(&mut tx, worker).await?
@@ -134,7 +136,18 @@ async fn sweep(inner: &Inner, periodic: bool) {
             if !dead {
                 continue;
             }
+            let mut reattaching = Vec::new();
             for orphan in workers::orphans_of(&mut tx, worker).await? {
+                // An agent's background run outlives the process that streamed it: take it up instead.
+                let orphan = match reattach::reattachable(inner, orphan).await {
+                    Ok(reattachable) => {
+                        if workers::adopt(&mut tx, reattachable.answer_id(), inner.worker_id).await? {
+                            reattaching.push(reattachable);
+                        }
+                        continue;
+                    }
+                    Err(orphan) => orphan,
+                };
                 let events = [
                     StoredEvent::Chunk(UiChunk::Error { error_text: INTERRUPTED_MESSAGE.to_owned() }),
                     StoredEvent::Chunk(UiChunk::Finish {
@@ -160,6 +173,10 @@ async fn sweep(inner: &Inner, periodic: bool) {
                 }
             }
             tx.commit().await?;
+            adopted.extend(reattaching);
+        }
+        for reattachable in adopted {
+            reattach::resume(inner, reattachable);
         }
         Ok::<usize, sqlx::Error>(recovered)
     }

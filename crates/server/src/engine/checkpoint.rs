@@ -151,15 +151,17 @@ async fn checkpoint(inner: &Inner, conn: &mut PgConnection, turns: &[Arc<LiveTur
             } else {
                 (None, None)
             };
-            Some((len, parts, events))
+            let upstream = log.upstream().and_then(|run| serde_json::to_string(run).ok());
+            Some((len, parts, events, upstream))
         });
-        let Some((len, parts, events)) = snapshot else { continue };
+        let Some((len, parts, events, upstream_json)) = snapshot else { continue };
         let row = CheckpointRow {
             answer_id: turn.answer_id,
             parts_json: parts.and_then(|p| serde_json::to_string(&p).ok()),
             first_seq: saved.seq as i64 + 1,
             last_seq: if events.is_some() { len as i64 } else { saved.seq as i64 },
             events_json: events.and_then(|e| serde_json::to_string(&e).ok()),
+            upstream_json,
         };
         rows.push(row);
         held.push((turn, saved, len));

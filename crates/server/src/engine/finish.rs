@@ -44,6 +44,12 @@ impl Outcome {
 
 /// Stores the turn's end and tells its clients. Never panics on expected failures.
 pub(super) async fn finish(inner: Arc<Inner>, turn: Arc<LiveTurn>, outcome: Outcome, report: StepReport) {
+    if matches!(outcome, Outcome::Interrupted(_))
+        && turn.cancel_reason() == Some(CancelReason::ShuttingDown)
+        && turn.read(|log| log.upstream().is_some())
+    {
+        return hand_over(&inner, &turn).await;
+    }
     let StepReport { usage, trace } = report;
     let (status, error) = match &outcome {
         Outcome::Complete => (MessageStatus::Complete, None),
@@ -172,4 +178,16 @@ async fn store_final(inner: &Inner, owned: &OwnedFinalWrite, limit: Duration) ->
             }
         }
     }
+}
+
+/// A server shutting down leaves an answer from an agent's background run streaming instead of interrupted: what it
+/// has is stored with the run's position, and the next process to look (this one restarted, or another replica)
+/// re-attaches it to the run. Its clients' streams end here; they resume it there.
+async fn hand_over(inner: &Arc<Inner>, turn: &Arc<LiveTurn>) {
+    super::checkpoint::write_now(inner, turn).await;
+    turn.update(|log| log.seal());
+    turn.release();
+    turn.mark_stored();
+    lock(&inner.live).remove(&turn.answer_id);
+    tracing::info!(answer.id = %turn.answer_id, "left the answer to its agent's background run, to re-attach after the restart");
 }

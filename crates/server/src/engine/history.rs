@@ -3,7 +3,7 @@
 
 use shared::{MessagePart, Role, ToolState};
 
-use crate::llm::{PromptMessage, PromptRole};
+use crate::llm::{APPROVAL_PART, PromptMessage, PromptRole};
 
 /// Rough tokens of a text: about four characters per token for English, plus a few for the message framing.
 /// Only used to decide what to drop; the model's own count is never exceeded by much because budgets are far
@@ -14,8 +14,8 @@ pub fn estimate_tokens(text: &str) -> usize {
 
 /// Builds the prompt from stored messages given newest first.
 ///
-/// What goes back to the model is the text, and of the model's own answers their tool calls with results and
-/// their step boundaries; reasoning (the model's scratchpad) and tool calls without a result stay out. Empty
+/// What goes back to the model is the text, and of the model's own answers their tool calls with results, their
+/// step boundaries and the approval requests the user answered; reasoning (the model's scratchpad) and tool calls without a result stay out. Empty
 /// messages (e.g. an answer that failed before any text) are dropped, consecutive messages of one role are merged
 /// and the history starts with a user message, because several endpoints require alternating roles. The newest
 /// user message is always kept, even alone over budget.
@@ -74,6 +74,10 @@ fn goes_back(role: PromptRole, part: &MessagePart) -> bool {
             role == PromptRole::Assistant && matches!(tool.state, ToolState::OutputAvailable | ToolState::OutputError)
         }
         MessagePart::StepStart => role == PromptRole::Assistant,
+        // An agent's approval request the user answered goes back with the answer (the agent needs both).
+        MessagePart::Data(data) => {
+            role == PromptRole::Assistant && data.kind == APPROVAL_PART && data.data["state"] != "requested"
+        }
         _ => false,
     }
 }
@@ -86,6 +90,7 @@ fn part_tokens(part: &MessagePart) -> usize {
             estimate_tokens(&tool.tool_name) + (json(&tool.input) + json(&tool.output)).div_ceil(4)
         }
         MessagePart::StepStart => 0,
+        MessagePart::Data(data) => data.data.to_string().len().div_ceil(4),
         other => estimate_tokens(other.text()),
     }
 }
@@ -176,6 +181,7 @@ mod tests {
                 output: (state == ToolState::OutputAvailable).then(|| serde_json::json!(1)),
                 error_text: None,
                 provider_executed: None,
+                call_provider_metadata: None,
             })
         };
         let answer = vec![

@@ -38,6 +38,8 @@ pub struct LiveTurn {
     reason: Mutex<Option<CancelReason>>,
     /// Set once the final status is stored (or storing it was given up).
     stored: watch::Sender<bool>,
+    /// Set when this process lets the answer go on elsewhere (see [`LiveTurn::release`]).
+    released: std::sync::atomic::AtomicBool,
     /// What is stored. Held while writing, so a checkpoint batch and the final write never store the same
     /// events twice.
     pub(super) saved: tokio::sync::Mutex<Saved>,
@@ -60,15 +62,23 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl LiveTurn {
     /// A turn with an empty log.
     pub fn new(answer_id: Uuid, chat_id: Uuid) -> Arc<Self> {
+        Self::with_log(answer_id, chat_id, TurnLog::default())
+    }
+
+    /// A turn that goes on from `log` (a stored answer being continued: its events up to the log's base are
+    /// stored already).
+    pub fn with_log(answer_id: Uuid, chat_id: Uuid, log: TurnLog) -> Arc<Self> {
+        let (base, len) = (log.base(), log.len());
         Arc::new(Self {
             answer_id,
             chat_id,
-            log: Mutex::new(TurnLog::default()),
-            len: watch::channel(0).0,
+            log: Mutex::new(log),
+            len: watch::channel(len).0,
             cancel: CancellationToken::new(),
             reason: Mutex::new(None),
             stored: watch::channel(false).0,
-            saved: tokio::sync::Mutex::new(Saved { seq: 0, at: tokio::time::Instant::now() }),
+            released: std::sync::atomic::AtomicBool::new(false),
+            saved: tokio::sync::Mutex::new(Saved { seq: base, at: tokio::time::Instant::now() }),
         })
     }
 
@@ -119,6 +129,13 @@ impl LiveTurn {
         self.stored.send_replace(true);
     }
 
+    /// Ends every subscription without a `finish`: the answer goes on in another process (or after a restart),
+    /// and its clients resume it there.
+    pub fn release(&self) {
+        self.released.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.len.send_modify(|_| {});
+    }
+
     /// Waits until the final status is stored.
     pub async fn wait_stored(&self) {
         let mut rx = self.stored.subscribe();
@@ -151,7 +168,7 @@ impl LiveTurn {
                     cursor = seq;
                     yield (seq, chunk);
                 }
-                if finished {
+                if finished || turn.released.load(std::sync::atomic::Ordering::SeqCst) {
                     break;
                 }
                 if rx.changed().await.is_err() {

@@ -6,9 +6,10 @@
 //! it, so a turn of N tokens costs N small entries rather than N strings. Events are turned into chunks only when a
 //! client or a checkpoint reads them.
 
-use shared::{Content, MessagePart, Source, ToolEvent, ToolPart, ToolState, UiChunk};
+use shared::{Content, DataPart, MessagePart, Source, ToolEvent, ToolPart, ToolState, UiChunk};
 
 use crate::db::events::{StoredEvent, StoredKind};
+use crate::llm::UpstreamRun;
 
 /// What a part holds besides its streamed text.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ enum Body {
     Tool(Box<ToolPart>),
     /// A cited source.
     Source(Source),
+    /// A data part (`data-approval`, `data-agent`).
+    Data(DataPart),
     /// The start of a step after the first.
     Step,
 }
@@ -29,6 +32,8 @@ enum Body {
 struct Part {
     body: Body,
     text: String,
+    /// Bytes of `text` stored before this log began (a part of the answer this log continues).
+    stored: u32,
 }
 
 /// One event: 8 bytes. A delta stores where it ends; it starts where the part's previous delta (or its start)
@@ -37,7 +42,7 @@ struct Part {
 enum Entry {
     /// A chunk stored as is, in `controls`.
     Control(u32),
-    /// A part begins (`text-start`, `reasoning-start`, `tool-input-start`, `source-url`).
+    /// A part begins (`text-start`, `reasoning-start`, `tool-input-start`, `source-url`, `data-*`).
     Start(u16),
     /// More of a part's text (`text-delta`, `reasoning-delta`, `tool-input-delta`).
     Delta { part: u16, end: u32 },
@@ -46,8 +51,13 @@ enum Entry {
 }
 
 /// Append-only log of a turn's events.
+///
+/// A turn that continues a stored answer (after the user answered an approval) starts after that answer's events:
+/// its log holds the stored parts, without their events, and numbers its own events from `base + 1`.
 #[derive(Debug, Default)]
 pub struct TurnLog {
+    /// Events before this log's first one (stored by the turn this one continues).
+    base: u64,
     parts: Vec<Part>,
     entries: Vec<Entry>,
     controls: Vec<UiChunk>,
@@ -55,6 +65,8 @@ pub struct TurnLog {
     open: Option<u16>,
     sealed: bool,
     finished: bool,
+    /// How far the agent's background run has reached, in the events logged so far (stored with them).
+    upstream: Option<UpstreamRun>,
 }
 
 impl TurnLog {
@@ -76,9 +88,56 @@ impl TurnLog {
         log
     }
 
+    /// A log that continues a stored answer: its parts, whose events (`1..=base`) are already stored.
+    pub fn continuing(parts: &[MessagePart], base: u64) -> Self {
+        let parts = parts
+            .iter()
+            .filter_map(|part| {
+                let (body, text) = match part {
+                    MessagePart::Text { text } => (Body::Text, text.clone()),
+                    MessagePart::Reasoning { text } => (Body::Reasoning, text.clone()),
+                    MessagePart::Tool(tool) => (Body::Tool(Box::new(tool.clone())), String::new()),
+                    MessagePart::SourceUrl(source) => (Body::Source(source.clone()), String::new()),
+                    MessagePart::Data(data) => (Body::Data(data.clone()), String::new()),
+                    MessagePart::StepStart => (Body::Step, String::new()),
+                    MessagePart::Other(_) => return None,
+                };
+                Some(Part { body, stored: text.len() as u32, text })
+            })
+            .collect();
+        Self { base, parts, ..Self::default() }
+    }
+
+    /// A log that takes up a stored answer whose stream was cut (its agent's run goes on): like
+    /// [`TurnLog::continuing`], and a text or reasoning part it ended in stays open, so the rest of it joins it.
+    pub fn resuming(parts: &[MessagePart], base: u64) -> Self {
+        let mut log = Self::continuing(parts, base);
+        if let Some(last) = log.parts.len().checked_sub(1)
+            && matches!(log.parts[last].body, Body::Text | Body::Reasoning)
+        {
+            log.open = Some(last as u16);
+        }
+        log
+    }
+
+    /// Records how far the agent's background run has reached: all of it up to there is logged.
+    pub fn set_upstream(&mut self, run: UpstreamRun) {
+        self.upstream = Some(run);
+    }
+
+    /// How far the agent's background run has reached in what is logged, for an answer from one.
+    pub fn upstream(&self) -> Option<&UpstreamRun> {
+        self.upstream.as_ref()
+    }
+
+    /// The last sequence number of the answer this log continues (0 for a new answer).
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
     /// Number of events (= the last sequence number).
     pub fn len(&self) -> u64 {
-        self.entries.len() as u64
+        self.base + self.entries.len() as u64
     }
 
     /// Whether nothing was logged yet.
@@ -128,7 +187,7 @@ impl TurnLog {
     pub fn start_step(&mut self) {
         self.close_part();
         if !self.parts.is_empty() {
-            self.parts.push(Part { body: Body::Step, text: String::new() });
+            self.parts.push(Part { body: Body::Step, text: String::new(), stored: 0 });
         }
         self.push_control(UiChunk::StartStep);
     }
@@ -149,6 +208,21 @@ impl TurnLog {
             Content::Source(source) => {
                 // A citation does not interrupt the text it belongs to: the open part stays open.
                 let index = self.add_part(Body::Source(*source));
+                self.entries.push(Entry::Start(index));
+            }
+            Content::Data(data) => {
+                let same = |part: &Part| matches!(&part.body, Body::Data(old) if data.id.is_some() && old.kind == data.kind && old.id == data.id);
+                // A newer version of a data part replaces the older one in place, as clients do with its chunk.
+                let index = match self.parts.iter().position(same) {
+                    Some(index) => {
+                        self.parts[index].body = Body::Data(*data);
+                        index as u16
+                    }
+                    None => {
+                        self.close_part();
+                        self.add_part(Body::Data(*data))
+                    }
+                };
                 self.entries.push(Entry::Start(index));
             }
         }
@@ -177,7 +251,7 @@ impl TurnLog {
                     self.append(index, &delta);
                 }
             }
-            ToolEvent::Input { tool_call_id, tool_name, input, provider_executed } => {
+            ToolEvent::Input { tool_call_id, tool_name, input, provider_executed, provider_metadata } => {
                 let index = match self.tool_index(&tool_call_id, |t| t.state == ToolState::InputStreaming) {
                     Some(index) => index,
                     None => {
@@ -189,6 +263,9 @@ impl TurnLog {
                 if let Body::Tool(tool) = &mut self.parts[index as usize].body {
                     tool.state = ToolState::InputAvailable;
                     tool.input = Some(input);
+                    if provider_metadata.is_some() {
+                        tool.call_provider_metadata = provider_metadata;
+                    }
                 }
                 self.entries.push(Entry::End(index));
             }
@@ -245,7 +322,7 @@ impl TurnLog {
     }
 
     fn add_part(&mut self, body: Body) -> u16 {
-        self.parts.push(Part { body, text: String::new() });
+        self.parts.push(Part { body, text: String::new(), stored: 0 });
         (self.parts.len() - 1) as u16
     }
 
@@ -263,9 +340,9 @@ impl TurnLog {
             .map(|index| index as u16)
     }
 
-    /// The entry with sequence number `seq` (1-based) and its index.
+    /// The entry with sequence number `seq` (1-based, after the base) and its index.
     fn entry(&self, seq: u64) -> Option<(usize, Entry)> {
-        let index = usize::try_from(seq).ok()?.checked_sub(1)?;
+        let index = usize::try_from(seq.checked_sub(self.base)?).ok()?.checked_sub(1)?;
         Some((index, *self.entries.get(index)?))
     }
 
@@ -282,7 +359,10 @@ impl TurnLog {
         // Nearly always the entry just before; the walk is for what came in between.
         let start = match index.checked_sub(1).and_then(|previous| start_after(&self.entries[previous])) {
             Some(start) => start,
-            None => self.entries[..index].iter().rev().find_map(start_after).unwrap_or(0),
+            // A part this log took up from storage starts where its stored text ends.
+            None => {
+                self.entries[..index].iter().rev().find_map(start_after).unwrap_or(self.parts[part as usize].stored)
+            }
         };
         &self.parts[part as usize].text[start as usize..end as usize]
     }
@@ -303,6 +383,7 @@ impl TurnLog {
                     dynamic: Some(true),
                 },
                 Body::Source(source) => UiChunk::SourceUrl(source.clone()),
+                Body::Data(data) => UiChunk::Data(Box::new(data.clone())),
                 Body::Step => return None,
             }),
             Entry::Delta { part, end } => {
@@ -329,14 +410,15 @@ impl TurnLog {
                 input: tool.input.clone().unwrap_or_default(),
                 provider_executed: tool.provider_executed,
                 dynamic: Some(true),
+                provider_metadata: tool.call_provider_metadata.clone().map(Box::new),
             },
-            Body::Source(_) | Body::Step => return None,
+            Body::Source(_) | Body::Data(_) | Body::Step => return None,
         })
     }
 
     /// Chunks with sequence numbers in `first..=last`, each with its number.
     pub fn numbered_chunks(&self, first: u64, last: u64) -> Vec<(u64, UiChunk)> {
-        (first.max(1)..=last.min(self.len())).filter_map(|seq| Some((seq, self.chunk(seq)?))).collect()
+        (first.max(self.base + 1)..=last.min(self.len())).filter_map(|seq| Some((seq, self.chunk(seq)?))).collect()
     }
 
     /// Chunks with sequence numbers in `first..=last`.
@@ -347,7 +429,7 @@ impl TurnLog {
     /// Events `first..=last` as stored (`db::events`): text and reasoning deltas straight from the part's text, in
     /// their compact form, anything else as its chunk. What checkpoints write, once per event.
     pub fn stored_events(&self, first: u64, last: u64) -> Vec<StoredEvent> {
-        (first.max(1)..=last.min(self.len()))
+        (first.max(self.base + 1)..=last.min(self.len()))
             .filter_map(|seq| {
                 let (index, entry) = self.entry(seq)?;
                 let stored = match entry {
@@ -375,6 +457,7 @@ impl TurnLog {
                 Body::Reasoning => MessagePart::Reasoning { text: part.text.clone() },
                 Body::Tool(tool) => MessagePart::Tool((**tool).clone()),
                 Body::Source(source) => MessagePart::SourceUrl(source.clone()),
+                Body::Data(data) => MessagePart::Data(data.clone()),
                 Body::Step => MessagePart::StepStart,
             })
             .collect()
@@ -418,6 +501,7 @@ fn tool_part(tool_call_id: String, tool_name: String, provider_executed: bool, s
         output: None,
         error_text: None,
         provider_executed: provider_executed.then_some(true),
+        call_provider_metadata: None,
     }
 }
 

@@ -9,6 +9,7 @@
 //! replica; [`follow`]). Every exit writes a terminal status ([`finish`]): `complete`, `stopped`, `error`, or —
 //! when the process dies — `interrupted`, set by whichever process notices first (see [`background`]).
 
+mod approval;
 mod background;
 mod checkpoint;
 mod finish;
@@ -16,6 +17,7 @@ mod follow;
 pub mod history;
 mod live;
 pub mod log;
+mod reattach;
 mod start;
 mod step;
 pub mod title;
@@ -42,7 +44,9 @@ use crate::limits::{ConcurrentTurns, TurnRate};
 use crate::llm::{ChatModel, ModelCatalog, ModelDirectory, ModelEntry};
 use crate::tools::{NoTools, ToolRunner};
 
+pub use approval::ApprovalDecision;
 pub use live::{CancelReason, LiveTurn};
+use log::TurnLog;
 pub use start::TurnInput;
 
 /// A stream of `(sequence number, chunk)` that ends after the turn's `finish` chunk.
@@ -225,7 +229,10 @@ impl Engine {
     /// Events of an answer after `after` (0: from the start), then live ones until it finishes — from this
     /// process's memory when it runs here, else from the stored log.
     pub async fn follow(&self, answer_id: Uuid, after: u64) -> Result<ChunkStream, ApiError> {
-        if let Some(turn) = self.live_turn(answer_id) {
+        if let Some(turn) = self.live_turn(answer_id)
+            // A continued answer holds only its new events in memory; the earlier ones are read from storage.
+            && after >= turn.read(TurnLog::base)
+        {
             return Ok(Box::pin(turn.subscribe(after)));
         }
         follow::stored(&self.inner, answer_id, after).await
@@ -336,6 +343,7 @@ mod tests {
             max_tokens: None,
             user_token: None,
             context: None,
+            resume: None,
         };
         let context = crate::tools::ToolContext { owner_id: "a".into(), chat_id: Uuid::nil() };
         let running = turn::run(engine.inner.clone(), turn, model, Box::new(request), context);

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
-use shared::{MessagePart, MessageStatus, Role, StreamMetadata, TurnState, UiChunk};
+use shared::{MessagePart, MessageStatus, ModelKind, Role, StreamMetadata, TurnState, UiChunk};
 use uuid::Uuid;
 
 use super::history::build_prompt;
@@ -15,12 +15,12 @@ use crate::db::thread::{self, NewTurn};
 use crate::db::{answers, chats};
 use crate::error::ApiError;
 use crate::limits::TurnSlot;
-use crate::llm::{CallContext, ModelEntry, ModelRequest, Protocol};
+use crate::llm::{CONVERSATION_PART, CallContext, ModelEntry, ModelRequest, Protocol};
 use crate::tools::ToolContext;
 use secrecy::SecretString;
 
 /// How many stored messages at most are read to build the prompt.
-const HISTORY_ROWS: i64 = 500;
+pub(super) const HISTORY_ROWS: i64 = 500;
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -124,7 +124,11 @@ impl Engine {
             temperature: inner.prompt.temperature,
             max_tokens: inner.prompt.max_tokens,
             user_token: input.user_token.clone(),
-            context: Some(CallContext { conversation_id: chat_id, user_id: owner_id.to_owned() }),
+            context: (stored.model.kind() == ModelKind::Agent).then(|| CallContext {
+                conversation_id: conversation_id(chat_id, &stored.history),
+                user_id: owner_id.to_owned(),
+            }),
+            resume: None,
         };
         tracing::info!(chat.id = %chat_id, answer.id = %stored.answer_id, model = %stored.model.id, "turn started");
         let running = turn::run(self.inner.clone(), turn.clone(), model.clone(), Box::new(request), context);
@@ -234,12 +238,8 @@ impl Engine {
         tx.commit().await?;
         let chat_is_new = created.is_some();
         let title_model = (chat_is_new && inner.prompt.title_generation)
-            .then(|| inner.prompt.title_model.clone().unwrap_or_else(|| model.id.clone()))
-            .and_then(|name| match catalog.get(&name) {
-                Some(entry) => entry.writes_titles.then_some((name, entry.protocol)),
-                // A title model outside the picker is an endpoint of the configured server.
-                None => Some((name, Protocol::ChatCompletions)),
-            });
+            .then(|| title_model_for(&catalog, inner.prompt.title_model.as_deref(), &model))
+            .flatten();
         Ok(Begun::New(Box::new(Stored {
             answer_id,
             user_message_id,
@@ -252,5 +252,93 @@ impl Engine {
             history,
             slot,
         })))
+    }
+}
+
+/// The conversation id an agent knows the chat by: the one a long-running agent moved it to when it resumed a
+/// crashed run (the newest `data-conversation` part of the history, given newest first), else the chat's id.
+pub(super) fn conversation_id(chat_id: Uuid, newest_first: &[(Role, Vec<MessagePart>)]) -> String {
+    newest_first
+        .iter()
+        .filter(|(role, _)| *role == Role::Assistant)
+        .flat_map(|(_, parts)| parts.iter().rev())
+        .find_map(|part| match part {
+            MessagePart::Data(data) if data.kind == CONVERSATION_PART => data.data["conversationId"].as_str(),
+            _ => None,
+        })
+        .map_or_else(|| chat_id.to_string(), str::to_owned)
+}
+
+/// The model that titles a new chat: `TITLE_MODEL` when set; else the chat's own model when it writes titles; else,
+/// for an agent (agents answer in their own way, with tool calls and hand-overs, not with a title), the default
+/// model or the first offered one that writes titles. `None` when no model can.
+fn title_model_for(
+    catalog: &crate::llm::ModelCatalog,
+    configured: Option<&str>,
+    chat_model: &ModelEntry,
+) -> Option<(String, Protocol)> {
+    if let Some(name) = configured {
+        return match catalog.get(name) {
+            Some(entry) => entry.writes_titles.then(|| (name.to_owned(), entry.protocol)),
+            // A title model outside the picker is an endpoint of the configured server.
+            None => Some((name.to_owned(), Protocol::ChatCompletions)),
+        };
+    }
+    if chat_model.writes_titles {
+        return Some((chat_model.id.clone(), chat_model.protocol));
+    }
+    catalog
+        .default_model()
+        .filter(|entry| entry.writes_titles)
+        .or_else(|| catalog.entries().iter().find(|entry| entry.writes_titles))
+        .map(|entry| (entry.id.clone(), entry.protocol))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ModelCatalog;
+
+    fn agent(id: &str) -> ModelEntry {
+        ModelEntry {
+            protocol: Protocol::Responses,
+            task: Some("agent/v1/responses".into()),
+            writes_titles: false,
+            ..ModelEntry::named(id)
+        }
+    }
+
+    #[test]
+    fn the_conversation_id_is_the_newest_one_an_agent_moved_the_chat_to() {
+        let chat_id = Uuid::nil();
+        let moved = |id: &str| {
+            MessagePart::Data(shared::DataPart {
+                kind: CONVERSATION_PART.into(),
+                id: Some("conversation".into()),
+                data: serde_json::json!({"conversationId": id}),
+            })
+        };
+        let text = |t: &str| MessagePart::Text { text: t.into() };
+        assert_eq!(conversation_id(chat_id, &[(Role::User, vec![text("hi")])]), chat_id.to_string());
+        let history = vec![
+            (Role::User, vec![text("next")]),
+            (Role::Assistant, vec![text("b"), moved("c::attempt-3")]),
+            (Role::Assistant, vec![moved("c::attempt-2"), text("a")]),
+        ];
+        assert_eq!(conversation_id(chat_id, &history), "c::attempt-3");
+    }
+
+    #[test]
+    fn an_agents_chat_is_titled_by_a_model_that_writes_titles() {
+        let catalog = ModelCatalog::from_entries(vec![agent("support"), ModelEntry::named("llama"), agent("other")]);
+        let title = |configured: Option<&str>, chat: &str| {
+            title_model_for(&catalog, configured, catalog.get(chat).expect("offered")).map(|(name, _)| name)
+        };
+        assert_eq!(title(None, "llama").as_deref(), Some("llama"), "a model titles its own chats");
+        assert_eq!(title(None, "support").as_deref(), Some("llama"), "an agent's chat: the first model that titles");
+        assert_eq!(title(Some("small"), "support").as_deref(), Some("small"), "TITLE_MODEL wins");
+        assert_eq!(title(Some("other"), "llama"), None, "a configured agent never titles");
+        let agents_only = ModelCatalog::from_entries(vec![agent("support")]);
+        assert_eq!(title_model_for(&agents_only, None, &agent("support")), None);
     }
 }

@@ -44,6 +44,10 @@ pub(super) async fn run(turn: &LiveTurn, model: &dyn ChatModel, request: Box<Mod
                 Some(Ok(ModelEvent::Content(content))) => turn.push(content),
                 Some(Ok(ModelEvent::Usage(reported))) => report.usage = Some(reported),
                 Some(Ok(ModelEvent::Trace(trace))) => report.trace = Some(trace),
+                Some(Ok(ModelEvent::Upstream { run, content })) => turn.update(|log| {
+                    content.into_iter().for_each(|content| log.push(content));
+                    log.set_upstream(run);
+                }),
                 Some(Ok(ModelEvent::Finished(_))) => {}
                 Some(Ok(ModelEvent::Retrying { after })) => {
                     turn.push_control(UiChunk::status(TurnState::Retrying { after_secs: after.as_secs_f64().ceil() as u64 }));

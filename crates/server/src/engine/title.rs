@@ -101,6 +101,7 @@ pub(super) async fn generate_title(
         max_tokens: Some(32),
         user_token,
         context: None,
+        resume: None,
     };
     let collect = async {
         let mut stream = model.client.stream(request);

@@ -203,6 +203,7 @@ mod tests {
             max_tokens: None,
             user_token: None,
             context: None,
+            resume: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! An agent served by a Databricks App: no serving endpoint, a URL of its own (`CHAT_AGENTS`). MLflow's AgentServer
 //! answers `GET /agent/info` and takes `POST /responses`; an Agent Bricks app takes `POST /api/invocations`; both
-//! speak the Responses API (AGENTS-PROTOCOL.md §A). Which one it is, is found out on the first call (so an agent app
-//! that is stopped while this server starts does not stop it) and remembered.
+//! speak the Responses API (AGENTS-PROTOCOL.md §A). An AgentServer that keeps runs in a database (MLflow's
+//! `LongRunningAgentServer`) is called in background mode ([`super::durable`]). Which one it is, is found out on the
+//! first call (so an agent app that is stopped while this server starts does not stop it) and remembered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 
+use super::durable::{self, DurableAgent};
 use super::responses::{Responses, ResponsesTarget};
 use super::token::TokenSource;
 use super::transport::HttpModel;
@@ -73,10 +75,15 @@ impl Inner {
             Some(token) => Some(token.clone()),
             None => self.tokens.bearer().await?,
         };
-        if let Some(token) = token {
+        if let Some(token) = &token {
             info = info.bearer_auth(token.expose_secret());
         }
         let response = info.send().await.map_err(|_| ModelError::Connect)?;
+        if response.status().is_success() && durable::offers_background(&self.http, &self.url, token.as_ref()).await {
+            tracing::info!(url = %self.url, "agent app found; it runs answers in background mode");
+            let client = DurableAgent::new(&self.url, self.http.clone(), self.tokens.clone(), self.settings.clone());
+            return Ok(Arc::new(client));
+        }
         let path = match response.status() {
             status if status.is_success() => "/responses",
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => "/api/invocations",

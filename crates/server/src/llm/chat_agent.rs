@@ -231,7 +231,8 @@ mod tests {
             temperature: None,
             max_tokens: None,
             user_token: None,
-            context: Some(CallContext { conversation_id: Uuid::nil(), user_id: "ada@example.com".into() }),
+            context: Some(CallContext { conversation_id: Uuid::nil().to_string(), user_id: "ada@example.com".into() }),
+            resume: None,
         };
         let protocol = ChatAgent::new("https://h/serving-endpoints");
         assert_eq!(protocol.url(&request), "https://h/serving-endpoints/my-chat-agent/invocations");

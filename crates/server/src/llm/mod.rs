@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod chat_agent;
 pub mod chat_completions;
 pub mod directory;
+pub mod durable;
 #[cfg(feature = "local-model")]
 pub mod local;
 pub mod responses;
@@ -30,6 +31,7 @@ use shared::{Content, MessagePart, Usage};
 
 pub use catalog::{ModelCatalog, ModelEntry, Protocol};
 pub use directory::ModelDirectory;
+pub use responses::{APPROVAL_PART, CONVERSATION_PART};
 
 /// Who wrote a message sent to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +92,9 @@ pub struct ToolDefinition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallContext {
     /// The chat.
-    pub conversation_id: uuid::Uuid,
+    /// The conversation as the agent knows it: the chat's id, or the id a long-running agent moved the
+    /// conversation to when it resumed a crashed run (`response.resumed`, AGENTS-PROTOCOL.md §H).
+    pub conversation_id: String,
     /// The signed-in user (their email).
     pub user_id: String,
 }
@@ -112,8 +116,21 @@ pub struct ModelRequest {
     pub max_tokens: Option<u32>,
     /// The signed-in user's token, when model calls run on their behalf (`MODEL_AUTH=user`).
     pub user_token: Option<secrecy::SecretString>,
-    /// The conversation and user, for agents (`None` for calls outside a chat, such as titles).
+    /// The conversation and user, for agents only (`None` for models, and for calls outside a chat such as titles).
     pub context: Option<CallContext>,
+    /// An agent run in background mode to re-attach to instead of starting a new one (an answer whose server
+    /// restarted); only clients of agents that run in background mode read it.
+    pub resume: Option<UpstreamRun>,
+}
+
+/// Where an agent's background run stands (AGENTS-PROTOCOL.md §H): the run, and the last of its events whose
+/// content the answer holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpstreamRun {
+    /// The run (`resp_...`).
+    pub response_id: String,
+    /// The `sequence_number` of the last event taken into the answer.
+    pub seq: u64,
 }
 
 /// One thing a model said.
@@ -144,6 +161,14 @@ pub enum ModelEvent {
     Running,
     /// The MLflow trace of this answer (an agent's `tr-...` id), for feedback.
     Trace(String),
+    /// One event of an agent's background run: its content, and how far the run has reached with it. They come
+    /// together so that what is stored of the answer and the point to re-attach from always match.
+    Upstream {
+        /// How far the run has reached.
+        run: UpstreamRun,
+        /// The content of the run's event (possibly none).
+        content: Vec<Content>,
+    },
 }
 
 impl ModelEvent {

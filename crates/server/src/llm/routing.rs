@@ -92,6 +92,7 @@ mod tests {
             max_tokens: None,
             user_token: None,
             context: None,
+            resume: None,
         }
     }
 

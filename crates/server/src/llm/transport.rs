@@ -88,7 +88,7 @@ struct Opened<Parser> {
     rest: Option<(EventStream<BoxedBytes>, Parser)>,
 }
 
-type BoxedBytes = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+pub(super) type BoxedBytes = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// The HTTP client settings every model client should use.
 pub fn http_client(settings: &ClientSettings) -> reqwest::Result<reqwest::Client> {
@@ -268,7 +268,10 @@ impl<P: WireProtocol> Inner<P> {
 }
 
 /// The next `data:` payload, skipping comments and named non-data events; `None` at the end of the body.
-async fn next_payload(events: &mut EventStream<BoxedBytes>, idle: Duration) -> Result<Option<String>, ModelError> {
+pub(super) async fn next_payload(
+    events: &mut EventStream<BoxedBytes>,
+    idle: Duration,
+) -> Result<Option<String>, ModelError> {
     loop {
         match tokio::time::timeout(idle, events.next()).await {
             Err(_) => return Err(ModelError::Timeout),
@@ -288,7 +291,7 @@ async fn next_payload(events: &mut EventStream<BoxedBytes>, idle: Duration) -> R
     }
 }
 
-fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(super) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
@@ -297,7 +300,7 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
-fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -> ModelError {
+pub(super) fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &str) -> ModelError {
     let message = error_body_message(body);
     match status {
         StatusCode::TOO_MANY_REQUESTS => ModelError::RateLimited { retry_after },

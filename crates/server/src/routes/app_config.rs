@@ -1,16 +1,27 @@
-//! `GET /api/config`: what the web app shows before the first message (greeting, suggested prompts).
+//! `GET /api/config`: what the web app shows before the first message (greeting, suggested prompts), and whether
+//! votes on answers go to MLflow.
 
+use axum::Extension;
 use axum::extract::State;
-use shared::AppConfig;
+use shared::{AppConfig, FeedbackFeatures};
 
 use super::openapi::{Timeout, Unauthorized};
 use crate::error::AppJson;
+use crate::feedback_sync::MlflowSync;
 use crate::identity::CurrentUser;
 use crate::state::AppState;
 
-/// The empty-state texts configured for this deployment.
+/// The empty-state texts configured for this deployment, and the feedback features.
 #[utoipa::path(get, path = "/api/config", tag = "system", responses((status = 200, body = AppConfig), Unauthorized, Timeout))]
-pub async fn get_config(State(state): State<AppState>, _user: CurrentUser) -> AppJson<AppConfig> {
+pub async fn get_config(
+    State(state): State<AppState>,
+    Extension(mlflow): Extension<MlflowSync>,
+    _user: CurrentUser,
+) -> AppJson<AppConfig> {
     let ui = &state.config.ui;
-    AppJson(AppConfig { greeting: ui.greeting.clone(), suggestions: ui.suggestions.clone() })
+    AppJson(AppConfig {
+        greeting: ui.greeting.clone(),
+        suggestions: ui.suggestions.clone(),
+        feedback: FeedbackFeatures { mlflow: mlflow.is_on() },
+    })
 }

@@ -82,7 +82,7 @@ pub async fn post_chat(
 /// The token model calls run with: the user's own under `MODEL_AUTH=user`, else none (the app's identity).
 ///
 /// Locally there is no proxy to forward a token, and the app's identity is the developer's own profile anyway.
-fn model_user_token(state: &AppState, user: &CurrentUser) -> ApiResult<Option<secrecy::SecretString>> {
+pub(super) fn model_user_token(state: &AppState, user: &CurrentUser) -> ApiResult<Option<secrecy::SecretString>> {
     match (state.config.models.auth, &user.access_token, user.mode) {
         (ModelAuth::App, _, _) => Ok(None),
         (ModelAuth::User, Some(token), _) => Ok(Some(token.clone())),

@@ -1,8 +1,10 @@
 //! HTTP routes: one module per resource, merged under `/api`, plus the generated OpenAPI document.
 
 pub mod app_config;
+pub mod approvals;
 pub mod chat;
 pub mod chats;
+pub mod feedback;
 pub mod generations;
 pub mod health;
 pub mod me;
@@ -31,6 +33,7 @@ pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(chats::list_chats, chats::create_chat))
         .routes(routes!(chats::get_chat, chats::update_chat, chats::delete_chat))
         .routes(routes!(messages::list_messages))
+        .routes(routes!(feedback::put_feedback, feedback::delete_feedback))
         .routes(routes!(chat::stop_chat))
         .routes(routes!(generations::get_generation))
         .routes(routes!(models::list_models))
@@ -45,6 +48,7 @@ pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
     let stream_routes = OpenApiRouter::new()
         .routes(routes!(chat::post_chat))
         .routes(routes!(chat::resume_chat))
+        .routes(routes!(approvals::answer_approval))
         .layer(DefaultBodyLimit::max(state.config.http.max_chat_body_bytes));
     let (router, document) = json_routes.merge(stream_routes).split_for_parts();
     let router = router

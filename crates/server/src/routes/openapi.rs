@@ -21,7 +21,7 @@ use utoipa::{IntoResponses, OpenApi, ToSchema};
     ),
     tags(
         (name = "chats", description = "Create, list, search, rename and delete chats"),
-        (name = "messages", description = "Chat history"),
+        (name = "messages", description = "Chat history, and feedback on answers"),
         (name = "chat", description = "Turns: stream an answer (AI SDK UI message stream), resume, stop, poll"),
         (name = "system", description = "Health and identity")
     )
@@ -58,6 +58,11 @@ pub struct Forbidden(pub ErrorBody);
 #[derive(IntoResponses)]
 #[response(status = 404)]
 pub struct NotFound(pub ErrorBody);
+
+/// The resource is not in a state that allows this yet (`conflict`), e.g. feedback on an answer still being written.
+#[derive(IntoResponses)]
+#[response(status = 409)]
+pub struct Conflict(pub ErrorBody);
 
 /// The body is larger than `MAX_BODY_BYTES` (`MAX_CHAT_BODY_BYTES` for `POST /api/chat`).
 #[derive(IntoResponses)]

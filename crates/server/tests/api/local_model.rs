@@ -132,6 +132,7 @@ async fn dropping_the_stream_frees_the_model() {
         max_tokens: None,
         user_token: None,
         context: None,
+        resume: None,
     };
     let mut stream = local.stream(request);
     while !matches!(stream.next().await, Some(Ok(ModelEvent::Content(shared::Content::Text(_))))) {}

@@ -2,6 +2,9 @@
 //!
 //! Run with `DATABASE_URL` pointing at a server where the user may create databases (see the README).
 
+mod agents;
+mod approvals;
+mod background;
 mod chats;
 mod compression;
 mod database_faults;
@@ -10,6 +13,7 @@ mod deploy;
 mod disconnects;
 mod edge_input;
 mod errors;
+mod feedback;
 mod health;
 mod helpers;
 mod isolation;

@@ -116,6 +116,7 @@ async fn system_prompt_and_sampling_settings_are_sent(_: PgPoolOptions, connect:
     assert_eq!(sent["max_tokens"], 256);
     assert!((sent["temperature"].as_f64().unwrap_or_default() - 0.3).abs() < 1e-6);
     assert_eq!(sent["model"], MODEL);
+    assert!(sent.get("context").is_none(), "a plain model gets no agent context: {sent}");
 }
 
 #[sqlx::test(migrations = false)]

@@ -228,6 +228,7 @@ mod tests {
                 input: serde_json::json!({"q": 1}),
                 provider_executed: Some(true),
                 dynamic: Some(true),
+                provider_metadata: None,
             },
             UiChunk::TextStart { id: "2".into() },
             UiChunk::TextDelta { id: "2".into(), delta: "**bold**".into() },

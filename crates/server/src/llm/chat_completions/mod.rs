@@ -53,6 +53,9 @@ impl WireProtocol for ChatCompletions {
                 })
                 .collect(),
             tool_choice: (!request.tools.is_empty()).then_some("auto"),
+            context: request.context.as_ref().map(
+                |context| serde_json::json!({"conversation_id": context.conversation_id, "user_id": context.user_id}),
+            ),
         };
         serde_json::to_vec(&body).map_err(|_| ModelError::Protocol)
     }
@@ -147,6 +150,7 @@ mod tests {
             output,
             error_text: (state == ToolState::OutputError).then(|| "boom".to_owned()),
             provider_executed: provider.then_some(true),
+            call_provider_metadata: None,
         })
     }
 
@@ -207,6 +211,7 @@ mod tests {
             max_tokens: None,
             user_token: None,
             context: None,
+            resume: None,
         };
         let body: serde_json::Value =
             serde_json::from_slice(&ChatCompletions::new("http://x/").body(&request).expect("body")).expect("json");

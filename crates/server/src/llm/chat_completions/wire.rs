@@ -17,6 +17,10 @@ pub struct CompletionRequest<'a> {
     pub tools: Vec<WireTool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<&'static str>,
+    /// `{conversation_id, user_id}` for an agent behind chat completions (`agent/v1/chat`); never sent to a plain
+    /// model (OpenAI-compatible servers may refuse unknown fields).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
 }
 
 /// One prompt message: `{role, content}`, an assistant message with `tool_calls`, or a `tool` result.

@@ -55,33 +55,41 @@ impl WireProtocol for Responses {
     }
 
     fn body(&self, request: &ModelRequest) -> Result<Vec<u8>, ModelError> {
-        let mut body = json!({
-            "model": request.model,
-            "input": input_items(&request.messages),
-            "stream": true,
-            // The agent returns its MLflow trace id, so the user's feedback can be attached to it (§B.3).
-            "databricks_options": {"return_trace": true},
-        });
-        if let Some(context) = &request.context {
-            body["context"] = json!({"conversation_id": context.conversation_id, "user_id": context.user_id});
-        }
-        if let Some(temperature) = request.temperature {
-            body["temperature"] = json!(temperature);
-        }
-        if let Some(max_tokens) = request.max_tokens {
-            body["max_output_tokens"] = json!(max_tokens);
-        }
-        serde_json::to_vec(&body).map_err(|_| ModelError::Protocol)
+        serde_json::to_vec(&request_body(request)).map_err(|_| ModelError::Protocol)
     }
 
     fn headers(&self, _request: &ModelRequest) -> Vec<(&'static str, &'static str)> {
-        // MLflow's AgentServer adds a `{"trace_id": ...}` frame to the stream when asked (§B.3).
-        vec![("x-mlflow-return-trace-id", "true")]
+        HEADERS.to_vec()
     }
 
     fn parser(&self) -> ResponsesParser {
         ResponsesParser::default()
     }
+}
+
+/// Headers of every Responses request: MLflow's AgentServer adds a `{"trace_id": ...}` frame to the stream when
+/// asked (§B.3).
+pub const HEADERS: [(&str, &str); 1] = [("x-mlflow-return-trace-id", "true")];
+
+/// The JSON body of a Responses request.
+pub fn request_body(request: &ModelRequest) -> Value {
+    let mut body = json!({
+        "model": request.model,
+        "input": input_items(&request.messages),
+        "stream": true,
+        // The agent returns its MLflow trace id, so the user's feedback can be attached to it (§B.3).
+        "databricks_options": {"return_trace": true},
+    });
+    if let Some(context) = &request.context {
+        body["context"] = json!({"conversation_id": context.conversation_id, "user_id": context.user_id});
+    }
+    if let Some(temperature) = request.temperature {
+        body["temperature"] = json!(temperature);
+    }
+    if let Some(max_tokens) = request.max_tokens {
+        body["max_output_tokens"] = json!(max_tokens);
+    }
+    body
 }
 
 /// The prompt as Responses input items, in order: messages as `{role, content}`, and of the agent's earlier answers
@@ -96,8 +104,23 @@ fn input_items(messages: &[PromptMessage]) -> Vec<Value> {
                 items.push(json!({"role": message.role.as_str(), "content": message.text_content()}));
             }
             PromptRole::Assistant => {
+                // Calls that waited for an approval go back as the request and the user's response (§G.4), not as a
+                // function call; one still waiting is left out with its card, so nothing is an orphan.
+                let approvals: Vec<&Value> = message
+                    .parts
+                    .iter()
+                    .filter_map(|part| match part {
+                        MessagePart::Data(data) if data.kind == APPROVAL_PART => Some(&data.data),
+                        _ => None,
+                    })
+                    .collect();
+                let awaited = |call_id: &str| approvals.iter().any(|a| a["toolCallId"].as_str() == Some(call_id));
                 for part in &message.parts {
                     match part {
+                        MessagePart::Data(data) if data.kind == APPROVAL_PART => {
+                            items.extend(approval_items(&data.data));
+                        }
+                        MessagePart::Tool(tool) if awaited(&tool.tool_call_id) => {}
                         MessagePart::Text { text } if !text.is_empty() => items.push(json!({
                             "role": "assistant",
                             "content": [{"type": "output_text", "text": text}],
@@ -127,6 +150,41 @@ fn input_items(messages: &[PromptMessage]) -> Vec<Value> {
         }
     }
     items
+}
+
+/// The type of the part that holds an agent's approval request and the user's answer.
+pub const APPROVAL_PART: &str = "data-approval";
+
+/// The type of the part that records the conversation id a long-running agent moved the chat to.
+pub const CONVERSATION_PART: &str = "data-conversation";
+
+/// An answered approval as Responses input: the agent's request, then the user's response. Nothing while it waits.
+fn approval_items(approval: &Value) -> Vec<Value> {
+    let approve = match approval["state"].as_str() {
+        Some("approved") => true,
+        Some("denied") => false,
+        _ => return Vec::new(),
+    };
+    let id = echoed(approval["approvalId"].as_str().unwrap_or_default());
+    let arguments = match &approval["arguments"] {
+        Value::String(text) => text.clone(),
+        Value::Null => "{}".to_owned(),
+        other => other.to_string(),
+    };
+    let mut response = json!({"type": "mcp_approval_response", "approval_request_id": id, "approve": approve});
+    if let Some(reason) = approval["reason"].as_str().filter(|r| !r.is_empty()) {
+        response["reason"] = json!(reason);
+    }
+    vec![
+        json!({
+            "type": "mcp_approval_request",
+            "id": id,
+            "name": approval["toolName"],
+            "arguments": arguments,
+            "server_label": approval["serverLabel"],
+        }),
+        response,
+    ]
 }
 
 /// A tool's result as the string a `function_call_output` carries.
@@ -159,7 +217,8 @@ mod tests {
             temperature: None,
             max_tokens: Some(500),
             user_token: None,
-            context: Some(CallContext { conversation_id: Uuid::nil(), user_id: "ada@example.com".into() }),
+            context: Some(CallContext { conversation_id: Uuid::nil().to_string(), user_id: "ada@example.com".into() }),
+            resume: None,
         }
     }
 
@@ -172,6 +231,7 @@ mod tests {
             output,
             error_text: (state == ToolState::OutputError).then(|| "boom".to_owned()),
             provider_executed: Some(true),
+            call_provider_metadata: None,
         })
     }
 
@@ -218,6 +278,44 @@ mod tests {
                 {"type": "function_call_output", "call_id": "failed", "output": "{\"error\":\"boom\"}"},
                 {"role": "assistant", "content": [{"type": "output_text", "text": "It is 42."}]},
                 {"role": "user", "content": "Why?"}
+            ])
+        );
+    }
+
+    #[test]
+    fn answered_approvals_go_back_as_request_and_response_and_waiting_ones_not_at_all() {
+        let approval = |id: &str, state: &str, reason: Option<&str>| {
+            let mut data = json!({"approvalId": id, "toolCallId": id, "toolName": "send_email",
+                                  "serverLabel": "mail", "arguments": {"to": "ops"}, "state": state});
+            if let Some(reason) = reason {
+                data["reason"] = json!(reason);
+            }
+            MessagePart::Data(shared::DataPart { kind: APPROVAL_PART.into(), id: Some(format!("approval-{id}")), data })
+        };
+        let card = |id: &str, state: ToolState| {
+            let output = (state == ToolState::OutputAvailable).then(|| json!({"approved": true}));
+            tool(id, state, output)
+        };
+        let messages = vec![PromptMessage {
+            role: PromptRole::Assistant,
+            parts: vec![
+                card("a1", ToolState::OutputAvailable),
+                approval("a1", "approved", None),
+                card("d1", ToolState::OutputError),
+                approval("d1", "denied", Some("not now")),
+                card("w1", ToolState::InputAvailable),
+                approval("w1", "requested", None),
+            ],
+        }];
+        let protocol = Responses::new(ResponsesTarget::ServingEndpoints { base_url: "https://h".into() });
+        let body: Value = serde_json::from_slice(&protocol.body(&request(messages)).expect("body")).expect("json");
+        assert_eq!(
+            body["input"],
+            json!([
+                {"type": "mcp_approval_request", "id": "a1", "name": "send_email", "arguments": "{\"to\":\"ops\"}", "server_label": "mail"},
+                {"type": "mcp_approval_response", "approval_request_id": "a1", "approve": true},
+                {"type": "mcp_approval_request", "id": "d1", "name": "send_email", "arguments": "{\"to\":\"ops\"}", "server_label": "mail"},
+                {"type": "mcp_approval_response", "approval_request_id": "d1", "approve": false, "reason": "not now"}
             ])
         );
     }
