@@ -7,7 +7,10 @@ use shared::{ApprovalAnswer, MAX_APPROVAL_REASON_CHARS};
 use uuid::Uuid;
 
 use super::chat::model_user_token;
-use super::openapi::{BadRequest, NotFound, RateLimited, StreamEvent, Unauthorized, Unavailable};
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, StreamEvent, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
 use super::sse::ui_message_stream;
 use crate::engine::ApprovalDecision;
 use crate::error::{ApiError, ApiResult, AppJson, AppPath};
@@ -30,10 +33,10 @@ const MAX_APPROVAL_ID_CHARS: usize = 200;
             content((StreamEvent = "text/event-stream")),
             headers(("X-Chat-Id" = Uuid, description = "The chat"),
                     ("X-Message-Id" = Uuid, description = "The answer that goes on"))),
-        BadRequest, Unauthorized, NotFound,
+        BadRequest, Unauthorized, Forbidden, NotFound,
         (status = 409, description = "Already answered, the chat went on, or an answer is being written",
             body = shared::ErrorBody),
-        RateLimited, Unavailable))]
+        PayloadTooLarge, UnsupportedMediaType, RateLimited, Unavailable))]
 pub async fn answer_approval(
     State(state): State<AppState>,
     user: CurrentUser,
