@@ -11,8 +11,8 @@ use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::{
-    AppConfig, ChatPage, ChatSummary, ChatTurnRequest, ErrorBody, IncomingContent, IncomingMessage, Me, MessagePage,
-    ModelList, Trigger, UiChunk, UpdateChatRequest,
+    AppConfig, ApprovalAnswer, ChatPage, ChatSummary, ChatTurnRequest, ErrorBody, FeedbackRequest, IncomingContent,
+    IncomingMessage, Me, MessagePage, ModelList, Trigger, UiChunk, UpdateChatRequest,
 };
 use uuid::Uuid;
 use wasm_bindgen::JsCast;
@@ -161,6 +161,33 @@ pub async fn stop(chat: Uuid) -> ApiResult<()> {
     #[derive(Serialize)]
     struct NoBody {}
     send(Request::post(&format!("/api/chat/{chat}/stop")).json(&NoBody {})).await.map(|_| ())
+}
+
+/// `POST /api/chat/{id}/approvals/{approval_id}`: allows or denies a tool call an agent asked about; the answer
+/// goes on in the returned stream (same message, event ids after its stored ones).
+pub async fn answer_approval(
+    chat: Uuid,
+    approval_id: &str,
+    approve: bool,
+    reason: Option<String>,
+) -> ApiResult<ChatStream> {
+    let url = format!("/api/chat/{chat}/approvals/{}", String::from(js_sys::encode_uri_component(approval_id)));
+    open_stream(Request::post(&url).json(&ApprovalAnswer { approve, reason })).await
+}
+
+/// `PUT /api/chats/{id}/messages/{message_id}/feedback` with the caller's vote on an answer, or `DELETE` without
+/// one (the vote taken back).
+pub async fn set_feedback(chat: Uuid, message: &str, vote: Option<FeedbackRequest>) -> ApiResult<()> {
+    let url = feedback_url(chat, message);
+    let request = match &vote {
+        Some(vote) => Request::put(&url).json(vote),
+        None => Request::delete(&url).build(),
+    };
+    send(request).await.map(|_| ())
+}
+
+fn feedback_url(chat: Uuid, message: &str) -> String {
+    format!("/api/chats/{chat}/messages/{}/feedback", String::from(js_sys::encode_uri_component(message)))
 }
 
 async fn check(response: Response) -> ApiResult<Response> {

@@ -60,7 +60,8 @@ impl IncrementalMarkdown {
         Self::default()
     }
 
-    /// Replaces the whole text (e.g. when a stored message is loaded). Equivalent to `new()` + `push(text)`.
+    /// Replaces the whole text. Equivalent to `new()` + `push(text)` (answers are rendered by pushing their parts).
+    #[cfg(test)]
     pub fn set(&mut self, text: &str) {
         *self = Self::new();
         self.push(text);
@@ -93,9 +94,11 @@ impl IncrementalMarkdown {
         &self.text
     }
 
-    /// Call when the stream ends: moves the tail into finished blocks.
+    /// Call when the stream ends: moves the tail into finished blocks. Cheap when nothing is pending.
     pub fn finish(&mut self) {
-        self.update(true);
+        if self.stable_end < self.text.len() || !self.tail.is_empty() {
+            self.update(true);
+        }
     }
 
     fn update(&mut self, finish_all: bool) {
@@ -328,23 +331,43 @@ fn open_anchor(
 
 /// Returns `url` if its scheme is allowed (or it is relative), otherwise `#`.
 fn sanitize_url(url: &str) -> &str {
+    if scheme_in(url, &["http", "https", "mailto"]) == Some(false) { "#" } else { url }
+}
+
+/// Returns `url` if it is an absolute `http` or `https` URL (what a citation may link to).
+pub fn web_url(url: &str) -> Option<&str> {
+    (scheme_in(url, &["http", "https"]) == Some(true)).then_some(url)
+}
+
+/// Whether the scheme a browser sees in `url` is one of `allowed`; `None` when it has none (a relative URL).
+fn scheme_in(url: &str, allowed: &[&str]) -> Option<bool> {
     // Browsers skip leading C0 controls and spaces and drop tabs/newlines anywhere while parsing a URL, so
     // `\x01java\tscript:` still runs script; look at the scheme the way they do.
-    let scheme_view: String = url
-        .trim_start_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .take_while(|c| !matches!(c, '/' | '?' | '#'))
-        .collect();
-    match scheme_view.split_once(':') {
-        None => url,
-        Some((scheme, _)) if ["http", "https", "mailto"].iter().any(|ok| scheme.eq_ignore_ascii_case(ok)) => url,
-        Some(_) => "#",
+    let mut scheme = [0u8; 8];
+    let mut len = 0;
+    for c in url.trim_start_matches(|c: char| c <= ' ').chars() {
+        match c {
+            '\t' | '\n' | '\r' => {}
+            ':' => {
+                return Some(
+                    allowed.iter().any(|ok| scheme.get(..len).is_some_and(|s| s.eq_ignore_ascii_case(ok.as_bytes()))),
+                );
+            }
+            '/' | '?' | '#' => return None,
+            // A longer or non-ASCII scheme is none of the allowed ones: it stays unmatched (`len` past the buffer).
+            _ => {
+                if let Some(byte) = scheme.get_mut(len) {
+                    *byte = if c.is_ascii() { c as u8 } else { 0 };
+                }
+                len += 1;
+            }
+        }
     }
+    None
 }
 
 /// Percent-encodes bytes that do not belong in a URL and HTML-escapes the rest, like pulldown-cmark's writer.
-fn escape_href(url: &str) -> String {
+pub fn escape_href(url: &str) -> String {
     let mut out = String::with_capacity(url.len());
     for &b in url.as_bytes() {
         match b {
@@ -529,6 +552,11 @@ mod tests {
         {
             assert_eq!(sanitize_url(good), good);
         }
+        // Citations link only to absolute web addresses.
+        for (url, linked) in [("https://a.b/c", true), ("HTTP://x", true), ("mailto:a@b.c", false), ("/rel", false)] {
+            assert_eq!(web_url(url).is_some(), linked, "{url}");
+        }
+        assert_eq!(web_url(" \u{1}java\tscript:alert(1)"), None);
         let html = render("[a](javascript:alert(1)) [b](java&#x09;script:x) <JAVASCRIPT:alert(1)> [c](data:x)");
         assert_eq!(html.matches("href=\"#\"").count(), 4, "{html}");
         assert!(!html.to_lowercase().contains("href=\"javascript"));

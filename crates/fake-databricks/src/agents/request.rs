@@ -36,7 +36,8 @@ pub struct AgentRequest {
     pub trace_header: bool,
     /// `databricks_options.return_trace: true`.
     pub return_trace: bool,
-    /// The last `mcp_approval_response` item of `input`.
+    /// The `mcp_approval_response` item that answers this turn: the last one after the last user message (an
+    /// earlier turn's decision does not answer a new request).
     pub approval: Option<ApprovalResponse>,
 }
 
@@ -49,7 +50,13 @@ impl AgentRequest {
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let approval = body["input"]
             .as_array()
-            .and_then(|items| items.iter().rev().find(|item| item["type"] == "mcp_approval_response"))
+            .and_then(|items| {
+                items
+                    .iter()
+                    .rev()
+                    .take_while(|item| item["role"] != "user")
+                    .find(|item| item["type"] == "mcp_approval_response")
+            })
             .map(|item| ApprovalResponse {
                 approval_request_id: item["approval_request_id"].as_str().unwrap_or_default().to_owned(),
                 approve: item["approve"].as_bool().unwrap_or(false),
@@ -162,6 +169,10 @@ mod tests {
         );
         let trace = request.trace_id();
         assert!(trace.starts_with("tr-") && trace.len() == 35, "{trace}");
+        // A decision of an earlier turn does not answer the next one.
+        let mut later = body.clone();
+        later["input"].as_array_mut().expect("items").push(json!({"role": "user", "content": "again"}));
+        assert_eq!(AgentRequest::read(later, &headers).approval, None);
         assert_eq!(trace, trace_id_of(&body), "deterministic");
         assert_ne!(trace, trace_id_of(&json!({"input": "other"})));
         assert_eq!(last_user_text(&json!({"messages": [{"role": "user", "content": "hi"}]})), "hi");

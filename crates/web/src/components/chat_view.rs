@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
+use super::answer_actions;
 use super::composer::Composer;
-use super::copy::copy_text;
 use super::empty_state::EmptyState;
 use super::icons::{Icon, Svg};
 use super::message::{AnswerView, UserMessage};
@@ -76,7 +76,9 @@ fn Messages(
         let size = session.thread.with(|thread| {
             let entries = thread.entries();
             let last = entries.last().map(|entry| match entry {
-                Entry::Assistant { answer, .. } => answer.with(|a| a.text().len() + a.last_event as usize),
+                Entry::Assistant { answer, .. } => {
+                    answer.with(|a| a.text_len() + a.parts_version as usize + a.last_event as usize)
+                }
                 Entry::User { text, .. } => text.len(),
             });
             (entries.len(), last)
@@ -86,22 +88,6 @@ fn Messages(
         }
         size
     });
-    // Copy buttons inside rendered code blocks (plain HTML, so one delegated listener).
-    let on_click = move |ev: leptos::ev::MouseEvent| {
-        use wasm_bindgen::JsCast;
-        let Some(target) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
-        let Ok(Some(button)) = target.closest(".copy-code") else { return };
-        let code = button
-            .closest(".code-block")
-            .ok()
-            .flatten()
-            .and_then(|block| block.query_selector("code").ok().flatten())
-            .and_then(|code| code.text_content())
-            .unwrap_or_default();
-        copy_text(&code);
-        button.set_text_content(Some("Copied"));
-        set_timeout(move || button.set_text_content(Some("Copy")), std::time::Duration::from_millis(1500));
-    };
     let last_key = Memo::new(move |_| session.thread.with(|thread| thread.last_key()));
     view! {
         <div class="messages-wrap">
@@ -109,7 +95,9 @@ fn Messages(
                 class="messages"
                 node_ref=list
                 on:scroll=on_scroll
-                on:click=on_click
+                // The controls inside answers' HTML (copy code, tool cards, approvals, votes), delegated.
+                on:click=move |ev| answer_actions::on_click(session, &ev)
+                on:input=move |ev| answer_actions::on_input(&ev)
                 data-testid="messages"
                 role="log"
                 aria-live="polite"

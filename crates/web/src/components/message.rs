@@ -1,11 +1,14 @@
-//! A message bubble: the user's text, or an answer with its reasoning, streamed markdown, status and actions.
+//! A message bubble: the user's text, or an answer with its reasoning, its body (streamed markdown, tool calls,
+//! the agents that took over, approval requests; see `answer_html.rs`), its sources, status, actions and vote.
 
 use leptos::prelude::*;
 use shared::{MessageStatus, TurnState};
 
+use super::answer_html::{Piece, feedback_html, pieces, sources_html};
 use super::copy::copy_text;
 use crate::context::AppCtx;
 use crate::state::answer::AnswerState;
+use crate::state::layout::citations;
 use crate::state::session::Session;
 
 /// What the user wrote (plain text: the user's own words are never interpreted as markup).
@@ -33,13 +36,40 @@ pub fn AnswerView(
     is_last: Signal<bool>,
 ) -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
-    let finished = Memo::new(move |_| answer.with(|a| a.markdown.finished_blocks().len()));
+    // What changes the finished pieces: the parts (not their text growing), a markdown block finishing, the status.
+    let shape = Memo::new(move |_| {
+        answer
+            .with(|a| (a.parts_version, a.status, a.markdown.iter().map(|m| m.finished_blocks().len()).sum::<usize>()))
+    });
+    // The finished pieces are put into the page here, keyed: each is written once, and again only when it changes
+    // (a `<For>` of them cost several kilobytes more WebAssembly).
+    let body = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |shown: Option<Vec<Shown>>| {
+        // Read, not only tracked: a memo nobody reads is never computed, and never changes.
+        let _ = shape.get();
+        let can_answer = is_last.get();
+        let mut shown = shown.unwrap_or_default();
+        if let Some(body) = body.get() {
+            let pieces = answer.with_untracked(|a| pieces(a, can_answer));
+            place(&body, &mut shown, pieces);
+        }
+        shown
+    });
+    // The text being written, then the sources (set into the page only when they change: an unchanged
+    // `inner_html` is not written again).
+    let tail = move || answer.with(|a| a.tail_html().to_owned() + &sources_html(&citations(&a.answer.parts)));
+    let feedback = move || {
+        answer.with(|a| {
+            let id = a.message_id.as_deref()?;
+            Some(feedback_html(id, a.feedback.as_ref(), a.feedback_error.as_deref()))
+        })
+    };
     let status = Memo::new(move |_| answer.with(|a| a.status));
     let has_reasoning = Memo::new(move |_| answer.with(AnswerState::has_reasoning));
     let streaming = move || status.get() == MessageStatus::Streaming;
     let waiting = move || {
         answer.with(|a| {
-            if !a.is_streaming() || !a.text().is_empty() {
+            if !a.is_streaming() || a.text_len() > 0 {
                 return None;
             }
             Some(match &a.waiting {
@@ -65,18 +95,13 @@ pub fn AnswerView(
         >
             <Show when=move || has_reasoning.get()>
                 <details class="reasoning" data-testid="reasoning">
-                    <summary>{move || if streaming() && answer.with(|a| a.text().is_empty()) { "Thinking…" } else { "Thinking" }}</summary>
+                    <summary>{move || if streaming() && answer.with(|a| a.text_len() == 0) { "Thinking…" } else { "Thinking" }}</summary>
                     <div class="reasoning-text">{move || answer.with(AnswerState::reasoning)}</div>
                 </details>
             </Show>
             <div class="markdown" data-testid="answer-text">
-                <For each=move || 0..finished.get() key=|index| *index let:index>
-                    <div
-                        class="md-block"
-                        inner_html=answer.with_untracked(|a| a.markdown.finished_blocks().get(index).cloned().unwrap_or_default())
-                    ></div>
-                </For>
-                <div class="md-tail" inner_html=move || answer.with(|a| a.markdown.tail_html().to_owned())></div>
+                <div node_ref=body></div>
+                <div class="md-tail" inner_html=tail></div>
             </div>
             <Show when=move || waiting().is_some_and(|w| !w.is_empty())>
                 <p class="waiting" data-testid="waiting"><span class="dot-pulse" aria-hidden="true"></span>{waiting}</p>
@@ -102,10 +127,11 @@ pub fn AnswerView(
                     <button
                         class="button subtle small"
                         data-testid="copy-answer"
-                        on:click=move |_| copy_text(&answer.with_untracked(|a| a.text().to_owned()))
+                        on:click=move |_| copy_text(&answer.with_untracked(AnswerState::text))
                     >
                         "Copy"
                     </button>
+                    <span class="feedback-slot" inner_html=feedback></span>
                     <Show when=move || is_last.get() && status.get() != MessageStatus::Error>
                         <button class="button subtle small" data-testid="regenerate" on:click=regenerate>
                             "Regenerate"
@@ -115,5 +141,42 @@ pub fn AnswerView(
                 </div>
             </Show>
         </article>
+    }
+}
+
+/// A piece on the page: its key and element.
+type Shown = ((usize, u64), web_sys::Element);
+
+/// Makes the children of `body` the pieces, writing only those whose key changed.
+fn place(body: &web_sys::Element, shown: &mut Vec<Shown>, pieces: Vec<Piece>) {
+    let count = pieces.len();
+    for (at, Piece { key, html }) in pieces.into_iter().enumerate() {
+        if shown.get(at).is_some_and(|(old, _)| *old == key) {
+            continue;
+        }
+        let Ok(element) = document().create_element("div") else { continue };
+        element.set_class_name("md-block");
+        element.set_inner_html(&html);
+        match shown.get_mut(at) {
+            Some(old) => {
+                // A tool card the user opened stays open in its new version (found by its `data-key`).
+                while let Ok(Some(opened)) = old.1.query_selector("details[open]") {
+                    let _ = opened.remove_attribute("open");
+                    let key = opened.get_attribute("data-key").unwrap_or_default();
+                    if let Ok(Some(again)) = element.query_selector(&format!("[data-key=\"{key}\"]")) {
+                        let _ = again.set_attribute("open", "");
+                    }
+                }
+                let _ = body.replace_child(&element, &old.1);
+                *old = (key, element);
+            }
+            None => {
+                let _ = body.append_child(&element);
+                shown.push((key, element));
+            }
+        }
+    }
+    for (_, gone) in shown.drain(count.min(shown.len())..) {
+        gone.remove();
     }
 }

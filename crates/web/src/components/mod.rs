@@ -1,5 +1,7 @@
 //! The app's components, one noun each.
 
+pub mod answer_actions;
+pub mod answer_html;
 pub mod chat_item;
 pub mod chat_view;
 pub mod composer;

@@ -1,6 +1,8 @@
-//! The bar above the conversation: menu button (narrow screens), title, model picker, theme, identity.
+//! The bar above the conversation: menu button (narrow screens), title, model picker (agents marked as such),
+//! theme, identity.
 
 use leptos::prelude::*;
+use shared::ModelKind;
 
 use super::icons::{Icon, Svg};
 use crate::context::AppCtx;
@@ -56,9 +58,15 @@ pub fn TopBar() -> impl IntoView {
                                 list.models
                                     .into_iter()
                                     .map(|m| {
+                                        // The kind is part of the name, so it is seen and read out in the list and
+                                        // in the closed picker.
+                                        let name = match m.kind {
+                                            ModelKind::Agent => format!("{} · Agent", m.display_name),
+                                            ModelKind::Model => m.display_name,
+                                        };
                                         view! {
                                             <option value=m.id.clone() title=m.description.unwrap_or_default()>
-                                                {m.display_name}
+                                                {name}
                                             </option>
                                         }
                                     })

@@ -2,11 +2,13 @@
 //!
 //! Chunks are applied by sequence number: one the answer already has is ignored, so replays after a reconnect
 //! never duplicate text. Content chunks build the answer's parts with the shared [`shared::Answer`] (the same
-//! parts the server stores); this module adds what only the screen needs: the markdown rendered as it streams,
-//! the status, and what the turn waits for.
+//! parts the server stores); this module adds what only the screen needs: the markdown of each stretch of text
+//! rendered as it streams, the status, what the turn waits for, the user's vote and answer to an approval request.
 
-use shared::{Answer, ChatRef, MessageStatus, TurnState, UiChunk, UiMessage, Usage};
+use shared::{Answer, ChatRef, MessagePart, MessageStatus, TurnState, UiChunk, UiMessage, Usage};
 
+use super::feedback::Vote;
+use super::layout::{Approval, Block, layout, run_start};
 use crate::markdown::IncrementalMarkdown;
 
 /// What an applied chunk means for the rest of the app.
@@ -25,8 +27,14 @@ pub struct AnswerState {
     pub message_id: Option<String>,
     /// The answer's parts.
     pub answer: Answer,
-    /// Its text, rendered to HTML as it streams.
-    pub markdown: IncrementalMarkdown,
+    /// The text rendered to HTML as it streams: each run of adjacent text parts at the index of its first part
+    /// (empty elsewhere), apart from the others, since tool calls, an agent's name or an approval stand between.
+    pub markdown: Vec<IncrementalMarkdown>,
+    /// How much of each text part is in `markdown`.
+    seen: Vec<usize>,
+    /// Counts changes to the parts other than text growing: views of tool calls, sources and approvals follow it
+    /// instead of every token.
+    pub parts_version: u32,
     /// Lifecycle status.
     pub status: MessageStatus,
     /// Safe error text.
@@ -39,6 +47,16 @@ pub struct AnswerState {
     pub usage: Option<Usage>,
     /// Where the turn stands before the first token (queued, retrying).
     pub waiting: Option<TurnState>,
+    /// The user's vote.
+    pub feedback: Option<Vote>,
+    /// Why the last vote could not be saved.
+    pub feedback_error: Option<String>,
+    /// A vote is being saved.
+    pub feedback_saving: bool,
+    /// The user's answer to an approval request is being sent.
+    pub approval_sending: bool,
+    /// Why the last answer to an approval request failed.
+    pub approval_error: Option<String>,
 }
 
 impl AnswerState {
@@ -47,13 +65,20 @@ impl AnswerState {
         Self {
             message_id: None,
             answer: Answer::default(),
-            markdown: IncrementalMarkdown::new(),
+            markdown: Vec::new(),
+            seen: Vec::new(),
+            parts_version: 0,
             status: MessageStatus::Streaming,
             error: None,
             last_event: 0,
             model: None,
             usage: None,
             waiting: None,
+            feedback: None,
+            feedback_error: None,
+            feedback_saving: false,
+            approval_sending: false,
+            approval_error: None,
         }
     }
 
@@ -62,14 +87,15 @@ impl AnswerState {
         let mut answer = Self::streaming();
         answer.message_id = Some(message.id.to_string());
         answer.answer = Answer::from_parts(message.parts.clone());
-        answer.markdown.set(&answer.answer.text());
+        answer.sync_markdown();
         answer.status = message.metadata.status;
         answer.error = message.metadata.error.clone();
         answer.model = message.metadata.model.clone();
         answer.usage = message.metadata.usage;
         answer.last_event = message.metadata.resume_cursor.map(|c| c.max(0) as u64).unwrap_or(0);
+        answer.feedback = message.metadata.feedback.as_ref().map(Vote::of);
         if answer.status.is_terminal() {
-            answer.markdown.finish();
+            answer.finish_markdown();
         }
         answer
     }
@@ -79,9 +105,21 @@ impl AnswerState {
         self.status == MessageStatus::Streaming
     }
 
-    /// The answer text so far.
-    pub fn text(&self) -> &str {
-        self.markdown.text()
+    /// The answer text so far (stretches of text with something else between them a paragraph apart).
+    pub fn text(&self) -> String {
+        let mut all = String::new();
+        for text in self.markdown.iter().map(IncrementalMarkdown::text).filter(|t| !t.is_empty()) {
+            if !all.is_empty() {
+                all.push_str("\n\n");
+            }
+            all.push_str(text);
+        }
+        all
+    }
+
+    /// How much text there is (cheaper than [`AnswerState::text`], for following the answer as it grows).
+    pub fn text_len(&self) -> usize {
+        self.markdown.iter().map(|m| m.text().len()).sum()
     }
 
     /// The reasoning so far.
@@ -136,7 +174,7 @@ impl AnswerState {
                     self.status = if self.error.is_some() { MessageStatus::Error } else { MessageStatus::Complete };
                 }
                 self.waiting = None;
-                self.markdown.finish();
+                self.finish_markdown();
                 Some(Signal::Finished(self.status))
             }
             UiChunk::Abort => {
@@ -146,9 +184,10 @@ impl AnswerState {
             content => {
                 if self.answer.apply(&content) {
                     self.waiting = None;
-                }
-                if let UiChunk::TextDelta { delta, .. } = &content {
-                    self.markdown.push(delta);
+                    if !matches!(content, UiChunk::TextDelta { .. } | UiChunk::ReasoningDelta { .. }) {
+                        self.parts_version += 1;
+                    }
+                    self.sync_markdown();
                 }
                 None
             }
@@ -160,7 +199,71 @@ impl AnswerState {
         self.status = MessageStatus::Error;
         self.error = Some(message);
         self.waiting = None;
-        self.markdown.finish();
+        self.finish_markdown();
+    }
+
+    /// Sending the user's answer to an approval request: starts it (`None`; false when one is already being sent),
+    /// or ends it with why it failed (empty when the thread is reloaded instead).
+    pub fn approval_sent(&mut self, failure: Option<String>) -> bool {
+        let starting = failure.is_none();
+        if starting && self.approval_sending {
+            return false;
+        }
+        self.approval_sending = starting;
+        self.approval_error = failure.filter(|f| !f.is_empty());
+        self.parts_version += 1;
+        true
+    }
+
+    /// The answer goes on (the user answered an approval): it streams again, and the approval shows its outcome
+    /// at once, before the continued stream says so too.
+    pub fn resume_after(&mut self, approval_id: &str, approve: bool, reason: Option<&str>) {
+        self.status = MessageStatus::Streaming;
+        self.error = None;
+        self.approval_sending = false;
+        let at = self.answer.parts.iter().position(|part| Approval::of(part).is_some_and(|a| a.id == approval_id));
+        if let Some(MessagePart::Data(data)) = at.and_then(|at| self.answer.parts.get_mut(at))
+            && let Some(fields) = data.data.as_object_mut()
+        {
+            fields.insert("state".into(), if approve { "approved" } else { "denied" }.into());
+            if let Some(reason) = reason {
+                fields.insert("reason".into(), reason.into());
+            }
+        }
+        self.parts_version += 1;
+    }
+
+    /// Brings the markdown up to the text: each run of adjacent text parts is rendered as one, in the markdown of
+    /// its first part; parts only grow, so what is new is their end (`seen` says how much of each was rendered).
+    /// Text followed by another block (a tool call, an agent, an approval) is complete: it is rendered final.
+    fn sync_markdown(&mut self) {
+        let parts = &self.answer.parts;
+        self.markdown.resize_with(parts.len(), IncrementalMarkdown::new);
+        self.seen.resize(parts.len(), 0);
+        let last = layout(parts).last().map(Block::key).unwrap_or_default();
+        for (at, part) in parts.iter().enumerate() {
+            if let MessagePart::Text { text } = part {
+                let start = run_start(parts, at);
+                let markdown = &mut self.markdown[start];
+                markdown.push(text.get(self.seen[at]..).unwrap_or_default());
+                self.seen[at] = text.len();
+                if start < last {
+                    markdown.finish();
+                }
+            }
+        }
+    }
+
+    /// The HTML of the answer's last text, when it is the last block and may still grow.
+    pub fn tail_html(&self) -> &str {
+        match layout(&self.answer.parts).last() {
+            Some(Block::Text(at)) => self.markdown.get(*at).map_or("", IncrementalMarkdown::tail_html),
+            _ => "",
+        }
+    }
+
+    fn finish_markdown(&mut self) {
+        self.markdown.iter_mut().for_each(IncrementalMarkdown::finish);
     }
 
     fn merge_metadata(&mut self, metadata: shared::StreamMetadata) {
@@ -242,6 +345,74 @@ mod tests {
         assert_eq!(answer.text(), "**bold**");
         assert_eq!(answer.answer.parts.len(), 3, "reasoning, the tool call, text");
         assert!(matches!(&answer.answer.parts[1], shared::MessagePart::Tool(t) if t.tool_name == "lookup"));
+    }
+
+    #[test]
+    fn each_text_part_renders_apart_and_tokens_do_not_count_as_part_changes() {
+        let mut answer = AnswerState::streaming();
+        answer.apply(Some(1), UiChunk::TextStart { id: "0".into() });
+        answer.apply(Some(2), delta("Let me *look*."));
+        let version = answer.parts_version;
+        answer.apply(Some(3), delta(" Now."));
+        assert_eq!(answer.parts_version, version, "a token is not a change of the parts");
+        answer.apply(
+            Some(4),
+            UiChunk::ToolInputAvailable {
+                tool_call_id: "c1".into(),
+                tool_name: "lookup".into(),
+                input: serde_json::json!({}),
+                provider_executed: None,
+                dynamic: Some(true),
+                provider_metadata: None,
+            },
+        );
+        assert!(answer.parts_version > version);
+        answer.apply(Some(5), UiChunk::TextStart { id: "1".into() });
+        answer.apply(Some(6), UiChunk::TextDelta { id: "1".into(), delta: "Found.".into() });
+        answer.apply(Some(7), UiChunk::Finish { message_metadata: None });
+        assert_eq!(answer.text(), "Let me *look*. Now.\n\nFound.");
+        assert_eq!(answer.text_len(), "Let me *look*. Now.Found.".len());
+        assert_eq!(answer.markdown[0].finished_blocks().concat(), "<p>Let me <em>look</em>. Now.</p>\n");
+        assert_eq!(answer.markdown[2].finished_blocks().concat(), "<p>Found.</p>\n");
+    }
+
+    #[test]
+    fn a_resumed_answer_reads_on_in_the_same_paragraph() {
+        let stored: UiMessage = serde_json::from_value(serde_json::json!({
+            "id": "00000000-0000-0000-0000-000000000001", "role": "assistant",
+            "parts": [{"type": "text", "text": "w1 w2 w"}],
+            "metadata": {"status": "streaming", "created_at": "2026-01-01T00:00:00Z", "seq": 2, "resume_cursor": 4},
+        }))
+        .expect("a stored message");
+        let mut answer = AnswerState::from_stored(&stored);
+        // The resumed stream's text id is not in the stored parts: the shared assembler opens a new part.
+        answer.apply(Some(5), UiChunk::TextDelta { id: "0".into(), delta: "3 w4".into() });
+        answer.apply(Some(6), UiChunk::Finish { message_metadata: None });
+        assert_eq!(answer.answer.parts.len(), 2);
+        assert_eq!(answer.text(), "w1 w2 w3 w4");
+        assert_eq!(answer.markdown[0].finished_blocks().concat(), "<p>w1 w2 w3 w4</p>\n");
+    }
+
+    #[test]
+    fn an_answered_approval_streams_on_and_shows_its_outcome_at_once() {
+        let approval = |state: &str| {
+            UiChunk::Data(Box::new(shared::DataPart {
+                kind: crate::state::layout::APPROVAL_PART.into(),
+                id: Some("approval-R".into()),
+                data: serde_json::json!({"approvalId": "R", "toolName": "send_email", "state": state}),
+            }))
+        };
+        let mut answer = AnswerState::streaming();
+        answer.apply(Some(1), approval("requested"));
+        answer.apply(Some(2), UiChunk::Finish { message_metadata: None });
+        assert!(!answer.is_streaming());
+        answer.resume_after("R", false, Some("not now"));
+        assert!(answer.is_streaming());
+        let shown = Approval::of(&answer.answer.parts[0]).expect("the approval");
+        assert_eq!(shown.outcome(), "Denied: not now");
+        // The continued stream says the same, in place.
+        answer.apply(Some(3), approval("denied"));
+        assert_eq!(answer.answer.parts.len(), 1);
     }
 
     #[test]

@@ -2,5 +2,7 @@
 
 pub mod answer;
 pub mod chats;
+pub mod feedback;
+pub mod layout;
 pub mod session;
 pub mod thread;

@@ -95,7 +95,20 @@ impl Session {
                 Ok(page) => {
                     self.load_error.set(None);
                     let streaming = self.thread.try_update(|thread| {
-                        thread.show_page(page, |answer| self.signal(answer));
+                        // An answer already on screen keeps its signal (its keyed view stays), with the stored
+                        // state; one this page still follows keeps its own, which is ahead of the stored one.
+                        let before = thread.clone();
+                        thread.show_page(page, |answer| {
+                            match answer.message_id.as_deref().and_then(|id| before.answer(id)) {
+                                Some(signal) => {
+                                    if !signal.with_untracked(AnswerState::is_streaming) {
+                                        signal.set(answer);
+                                    }
+                                    signal
+                                }
+                                None => self.signal(answer),
+                            }
+                        });
                         thread.streaming_answer(|answer| answer.with_untracked(AnswerState::is_streaming))
                     });
                     if let Ok(chat) = chat {
@@ -112,6 +125,20 @@ impl Session {
                 Err(error) => self.load_error.set(Some(error.message())),
             }
         });
+    }
+
+    /// The answer on screen with this message id.
+    pub fn answer(self, message_id: &str) -> Option<RwSignal<AnswerState>> {
+        self.thread.with_untracked(|thread| {
+            thread.entries().iter().find_map(|entry| match entry {
+                Entry::Assistant { answer, .. }
+                    if answer.with_untracked(|a| a.message_id.as_deref() == Some(message_id)) =>
+                {
+                    Some(*answer)
+                }
+                _ => None,
+            })
+        })
     }
 
     /// Loads the page of messages before the oldest one shown.
@@ -166,6 +193,48 @@ impl Session {
                     answer.update(|a| a.fail(error.message()));
                     self.busy.set(false);
                 }
+            }
+        });
+    }
+
+    /// Answers an agent's approval request in `answer`: once the server takes it, the answer streams on in the
+    /// same message. A request that is gone (404) or was answered already, or after which the chat went on (409),
+    /// reloads the thread with a notice; other errors show on the request. A second answer while one is sent is
+    /// ignored.
+    pub fn answer_approval(self, answer: RwSignal<AnswerState>, id: String, approve: bool, reason: Option<String>) {
+        if answer.try_update(|a| a.approval_sent(None)) != Some(true) {
+            return;
+        }
+        spawn_local(async move {
+            let opened = api::answer_approval(self.chat_id, &id, approve, reason.clone()).await;
+            match opened {
+                Ok(stream) => {
+                    self.busy.set(true);
+                    self.notice.set(None);
+                    answer.update(|a| a.resume_after(&id, approve, reason.as_deref()));
+                    let finished = match stream {
+                        Some(stream) => self.follow(stream, answer).await,
+                        None => false,
+                    };
+                    if !finished {
+                        self.reconnect(answer).await;
+                    }
+                }
+                Err(ApiError::Api { status: status @ (404 | 409), .. }) => {
+                    let why = if status == 404 {
+                        "This request is gone: the agent no longer waits for an answer to it."
+                    } else {
+                        "This request was already answered, or the chat went on without it."
+                    };
+                    answer.update(|a| {
+                        a.approval_sent(Some(String::new()));
+                    });
+                    self.notice.set(Some(format!("{why} The conversation has been reloaded.")));
+                    self.load();
+                }
+                Err(error) => answer.update(|a| {
+                    a.approval_sent(Some(error.message()));
+                }),
             }
         });
     }

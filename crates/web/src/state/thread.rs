@@ -71,6 +71,14 @@ impl<A: Clone> Thread<A> {
         self.entries.last().map(Entry::key)
     }
 
+    /// The answer shown under `key`.
+    pub fn answer(&self, key: &str) -> Option<A> {
+        self.entries.iter().find_map(|entry| match entry {
+            Entry::Assistant { key: shown, answer } if shown == key => Some(answer.clone()),
+            _ => None,
+        })
+    }
+
     /// Shows the newest page of the chat, replacing what was shown; `make` wraps each answer.
     pub fn show_page(&mut self, page: MessagePage, make: impl FnMut(AnswerState) -> A) {
         self.older = page.next_before;
@@ -153,6 +161,7 @@ mod tests {
                 seq,
                 resume_cursor: (status == MessageStatus::Streaming).then_some(7),
                 trace_id: None,
+                feedback: None,
             },
         }
     }
@@ -205,7 +214,7 @@ mod tests {
             |a| a,
         );
         let streaming = thread.streaming_answer(AnswerState::is_streaming).expect("the streaming answer");
-        assert_eq!((streaming.text(), streaming.last_event), ("partial", 7));
+        assert_eq!((streaming.text().as_str(), streaming.last_event), ("partial", 7));
         thread.show_page(page(vec![message(Role::Assistant, "done", MessageStatus::Complete, 2)], None), |a| a);
         assert!(thread.streaming_answer(AnswerState::is_streaming).is_none());
     }

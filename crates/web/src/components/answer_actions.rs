@@ -1,0 +1,192 @@
+//! What the controls inside answers' HTML (`answer_html.rs`) do: copy a code block, show a whole tool result, allow
+//! or deny a tool call, vote and comment. One delegated listener per event on the message list does it all (clicks,
+//! and typing for the comment's counter); each control finds its answer from the `data-message` around it.
+
+use leptos::ev::{Event, MouseEvent};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use shared::{FeedbackRequest, MessagePart, Rating};
+use wasm_bindgen::JsCast;
+use web_sys::{Element, HtmlElement, HtmlInputElement, HtmlTextAreaElement};
+
+use super::answer_html::full_text;
+use super::copy::copy_text;
+use crate::api;
+use crate::state::answer::AnswerState;
+use crate::state::feedback::{Vote, click, counter, with_comment};
+use crate::state::session::Session;
+
+/// Clicks on buttons inside answers.
+pub fn on_click(session: Session, ev: &MouseEvent) {
+    let Some(target) = ev.target().map(JsCast::unchecked_into::<Element>) else { return };
+    if let Ok(Some(button)) = target.closest(".copy-code") {
+        let code = button
+            .closest(".code-block")
+            .ok()
+            .flatten()
+            .and_then(|block| block.query_selector("code").ok().flatten())
+            .and_then(|code| code.text_content())
+            .unwrap_or_default();
+        copy_text(&code);
+        button.set_text_content(Some("Copied"));
+        set_timeout(move || button.set_text_content(Some("Copy")), std::time::Duration::from_millis(1500));
+        return;
+    }
+    let Ok(Some(button)) = target.closest("button[data-action]") else { return };
+    let card = |selector: &str| button.closest(selector).ok().flatten();
+    match button.get_attribute("data-action").as_deref() {
+        Some("show-all") => show_all(session, &button),
+        Some("approve") => {
+            if let Some(card) = card(".approval") {
+                answer_approval(session, card, true, None);
+            }
+        }
+        Some(action @ ("deny" | "cancel")) => {
+            if let Some(card) = card(".approval") {
+                let denying = action == "deny";
+                show(&card, ".approval-actions", !denying);
+                show(&card, ".approval-deny", denying);
+                focus(&card, if denying { "input" } else { "[data-action=deny]" });
+            }
+        }
+        Some("confirm-deny") => {
+            if let Some(card) = card(".approval") {
+                let reason = value::<HtmlInputElement>(&card, "input").map(|input| input.value().trim().to_owned());
+                answer_approval(session, card, false, reason.filter(|r| !r.is_empty()));
+            }
+        }
+        Some("vote") => {
+            let rating = button.get_attribute("data-rating").and_then(|r| Rating::parse(&r));
+            // The vote's HTML is made again: the keyboard is put back from the slot around it, which stays.
+            if let (Some(rating), Some(answer), Some(slot)) =
+                (rating, answer_of(session, &button), card(".feedback-slot"))
+            {
+                let next = answer.with_untracked(|a| click(a.feedback.as_ref(), rating));
+                // A new vote opens the comment box; a vote taken back leaves the keyboard on its thumb.
+                let focus = if next.is_some() { "textarea" } else { thumb_selector(rating) };
+                save(session, answer, next, slot, focus);
+            }
+        }
+        Some(action @ ("comment" | "close")) => {
+            if let Some(slot) = card(".feedback-slot") {
+                let opening = action == "comment";
+                show(&slot, ".feedback-form", opening);
+                focus(&slot, if opening { "textarea" } else { "[data-action=comment]" });
+            }
+        }
+        Some("send-comment") => {
+            let slot = card(".feedback-slot");
+            let text = slot.as_ref().and_then(|a| value::<HtmlTextAreaElement>(a, "textarea"));
+            if let (Some(answer), Some(slot), Some(text)) = (answer_of(session, &button), slot, text) {
+                show(&slot, ".feedback-form", false);
+                // Without a vote (taken back meanwhile) there is nothing to comment on.
+                if let Some(next) = answer.with_untracked(|a| with_comment(a.feedback.as_ref(), &text.value())) {
+                    save(session, answer, Some(next), slot, "[data-action=comment]");
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Typing in a comment: its counter.
+pub fn on_input(ev: &Event) {
+    let input: Element = event_target(ev);
+    let form = input.closest(".feedback-form").ok().flatten();
+    if let Some(counter_text) = form.and_then(|form| form.query_selector(".counter").ok().flatten()) {
+        counter_text.set_text_content(Some(&counter(&event_target_value(ev))));
+    }
+}
+
+fn answer_of(session: Session, inside: &Element) -> Option<RwSignal<AnswerState>> {
+    let id = inside.closest("[data-message]").ok().flatten()?.get_attribute("data-message")?;
+    session.answer(&id)
+}
+
+fn value<T: JsCast>(root: &Element, selector: &str) -> Option<T> {
+    // The selectors name the kind of element, so it is not checked again (each check is more code).
+    Some(root.query_selector(selector).ok().flatten()?.unchecked_into::<T>())
+}
+
+fn show(root: &Element, selector: &str, shown: bool) {
+    if let Ok(Some(element)) = root.query_selector(selector) {
+        let _ = if shown { element.remove_attribute("hidden") } else { element.set_attribute("hidden", "") };
+    }
+}
+
+fn focus(root: &Element, selector: &str) {
+    if let Some(element) = value::<HtmlElement>(root, selector) {
+        let _ = element.focus();
+    }
+}
+
+/// Replaces the start of a cut box with all of it.
+fn show_all(session: Session, button: &Element) {
+    let Some(card) = button.closest("details").ok().flatten() else { return };
+    let (Some(call), Some(answer), Some(text_box)) =
+        (card.get_attribute("data-key"), answer_of(session, button), button.previous_element_sibling())
+    else {
+        return;
+    };
+    let label = text_box.get_attribute("aria-label").unwrap_or_default();
+    let full = answer.with_untracked(|a| {
+        a.answer.parts.iter().find_map(|part| match part {
+            MessagePart::Tool(tool) if tool.tool_call_id == call => full_text(tool, &label),
+            _ => None,
+        })
+    });
+    if let Some(full) = full {
+        text_box.set_text_content(Some(&full));
+        button.remove();
+        // The button is gone: keep the keyboard in the text it opened.
+        let _ = text_box.unchecked_into::<HtmlElement>().focus();
+    }
+}
+
+/// Sends the answer to the approval request `card` shows.
+fn answer_approval(session: Session, card: Element, approve: bool, reason: Option<String>) {
+    if let (Some(id), Some(answer)) = (card.get_attribute("data-approval"), answer_of(session, &card)) {
+        session.answer_approval(answer, id, approve, reason);
+    }
+}
+
+fn thumb_selector(rating: Rating) -> &'static str {
+    match rating {
+        Rating::Up => "[data-rating=up]",
+        Rating::Down => "[data-rating=down]",
+    }
+}
+
+/// Shows the vote `next` at once and asks the server; puts the previous one back, saying why, if it refuses. A vote
+/// while one is being saved is ignored. The vote's HTML is made again, so the keyboard is put back on `focus_on`
+/// in the feedback `slot` (a comment box is opened for it).
+fn save(session: Session, answer: RwSignal<AnswerState>, next: Option<Vote>, slot: Element, focus_on: &'static str) {
+    let Some(message) = answer.with_untracked(|a| a.message_id.clone()) else { return };
+    let previous = answer.try_update(|a| {
+        if a.feedback_saving {
+            return None;
+        }
+        a.feedback_saving = true;
+        a.feedback_error = None;
+        Some(std::mem::replace(&mut a.feedback, next.clone()))
+    });
+    let Some(previous) = previous.flatten() else { return };
+    request_animation_frame(move || {
+        if focus_on == "textarea" {
+            show(&slot, ".feedback-form", true);
+        }
+        focus(&slot, focus_on);
+    });
+    let chat = session.chat_id;
+    spawn_local(async move {
+        let vote = next.map(|vote| FeedbackRequest { rating: vote.rating, comment: vote.comment });
+        let result = api::set_feedback(chat, &message, vote).await;
+        let _ = answer.try_update(|a| {
+            a.feedback_saving = false;
+            if let Err(error) = result {
+                a.feedback = previous;
+                a.feedback_error = Some(format!("Your feedback was not saved: {}", error.message()));
+            }
+        });
+    });
+}
