@@ -78,7 +78,9 @@ test('an approval allowed and one denied both continue the same answer', async (
   assert.equal(await page.getByTestId('message-assistant').count(), 1, 'the same answer went on');
   assert.equal(await lastAnswer(page).getByTestId('approval-outcome').getAttribute('data-state'), 'approved');
 
-  // Denied, with a reason, in the same chat.
+  // Denied, with a reason, in the same chat. (After a reload the picker shows the default model, not the chat's:
+  // pick the agent again.)
+  await page.getByTestId('model-picker').selectOption(AGENT);
   await send(page, 'Email them again [[fake approval=1]]');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="message-assistant"]').length === 2);
   await waitForStatus(page, 'complete');
