@@ -37,6 +37,8 @@ test('the picker lists the workspace endpoints and a picked one answers through 
   const page = await pageFor(browser, stack.url, 'alice@example.com');
   await openApp(page);
   const picker = page.getByTestId('model-picker');
+  // The list arrives after the app mounts; read it once it has.
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="model-picker"] option').length >= 2);
   const options = (await picker.locator('option').allInnerTexts()).map((t) => t.trim());
   assert.deepEqual(options, ['Claude Sonnet 4.5', 'GPT OSS 120B']);
 

@@ -24,6 +24,17 @@ pub fn ChatView(
 ) -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
     let session: Option<Session> = route.chat_id().map(|id| ctx.sessions.get(id, true));
+    // An opened chat goes on with the model or agent it last spoke to (when it is still offered), not the default.
+    if let Some(session) = session {
+        Effect::new(move |_| {
+            let Some(model) = session.model.get() else { return };
+            let offered =
+                ctx.models.with_untracked(|list| list.as_ref().is_some_and(|l| l.models.iter().any(|m| m.id == model)));
+            if offered {
+                ctx.model.set(Some(model));
+            }
+        });
+    }
     let send = Callback::new(move |text: String| {
         let model = ctx.model.get_untracked();
         match session {

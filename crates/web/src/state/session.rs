@@ -49,6 +49,8 @@ pub struct Session {
     pub notice: RwSignal<Option<String>>,
     /// The chat's title.
     pub title: RwSignal<Option<String>>,
+    /// The model or agent the chat last spoke to, once loaded (the picker follows it).
+    pub model: RwSignal<Option<String>>,
     deps: SessionDeps,
     /// The app's owner: signals made later (new answers) must outlive whichever view triggered them.
     owner: StoredValue<Owner>,
@@ -73,6 +75,7 @@ impl Session {
             busy: RwSignal::new(false),
             notice: RwSignal::new(None),
             title: RwSignal::new(None),
+            model: RwSignal::new(None),
             deps,
             owner: StoredValue::new(owner),
             loaded: StoredValue::new(false),
@@ -113,6 +116,7 @@ impl Session {
                     });
                     if let Ok(chat) = chat {
                         self.title.set(Some(chat.title));
+                        self.model.set(chat.model);
                     }
                     if let Some(answer) = streaming.flatten() {
                         self.busy.set(true);
