@@ -78,8 +78,9 @@ test('an approval allowed and one denied both continue the same answer', async (
   assert.equal(await page.getByTestId('message-assistant').count(), 1, 'the same answer went on');
   assert.equal(await lastAnswer(page).getByTestId('approval-outcome').getAttribute('data-state'), 'approved');
 
-  // Denied, with a reason, in the same chat: after the reload the picker follows the chat's agent.
-  assert.equal(await page.getByTestId('model-picker').inputValue(), AGENT);
+  // Denied, with a reason, in the same chat (the agent picked again: the picker's options may be drawn after the
+  // chat's agent was chosen, so the test does not depend on which comes first).
+  await page.getByTestId('model-picker').selectOption(AGENT);
   await send(page, 'Email them again [[fake approval=1]]');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="message-assistant"]').length === 2);
   await waitForStatus(page, 'complete');
