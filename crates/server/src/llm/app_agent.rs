@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use super::durable::{self, DurableAgent};
 use super::responses::{Responses, ResponsesTarget};
 use super::token::TokenSource;
-use super::transport::HttpModel;
+use super::transport::{HttpModel, bearer_for};
 use super::{ChatModel, ModelError, ModelRequest, ModelStream};
 use crate::config::ClientSettings;
 
@@ -71,10 +71,7 @@ impl Inner {
     /// Asks the app whether it is an MLflow AgentServer (`GET /agent/info`); else it is taken for Agent Bricks.
     async fn detect(&self, request: &ModelRequest) -> Result<Arc<dyn ChatModel>, ModelError> {
         let mut info = self.http.get(format!("{}/agent/info", self.url)).timeout(INFO_TIMEOUT);
-        let token = match &request.user_token {
-            Some(token) => Some(token.clone()),
-            None => self.tokens.bearer().await?,
-        };
+        let token = bearer_for(self.tokens.as_ref(), request).await?;
         if let Some(token) = &token {
             info = info.bearer_auth(token.expose_secret());
         }

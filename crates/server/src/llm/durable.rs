@@ -18,7 +18,9 @@ use serde_json::Value;
 
 use super::responses::{self, ResponsesParser};
 use super::token::TokenSource;
-use super::transport::{BoxedBytes, Parsed, StreamParser, next_payload, parse_retry_after, status_error};
+use super::transport::{
+    BoxedBytes, Parsed, StreamParser, bearer_for, next_payload, parse_retry_after, send, status_error,
+};
 use super::{ChatModel, ModelError, ModelRequest, ModelStream};
 use crate::config::ClientSettings;
 
@@ -221,11 +223,7 @@ impl Inner {
         builder: reqwest::RequestBuilder,
         request: &ModelRequest,
     ) -> Result<reqwest::RequestBuilder, ModelError> {
-        let token = match &request.user_token {
-            Some(token) => Some(token.clone()),
-            None => self.tokens.bearer().await?,
-        };
-        Ok(match token {
+        Ok(match bearer_for(self.tokens.as_ref(), request).await? {
             Some(token) => builder.bearer_auth(token.expose_secret()),
             None => builder,
         })
@@ -241,16 +239,16 @@ impl Inner {
             builder = builder.header(name, value);
         }
         let builder = self.authorized(builder, request).await?;
-        let response = match tokio::time::timeout(self.settings.idle_timeout, builder.send()).await {
-            Err(_) => return Err(ModelError::Timeout),
-            Ok(Err(error)) if error.is_timeout() => return Err(ModelError::Timeout),
-            Ok(Err(_)) => return Err(ModelError::Connect),
-            Ok(Ok(response)) => response,
-        };
+        let response = send(builder, self.settings.idle_timeout).await?;
         let status = response.status();
         if !status.is_success() {
             let retry_after = parse_retry_after(response.headers());
-            let body = response.text().await.unwrap_or_default();
+            // An error body that never ends must not hold the answer: the same limit as for silence.
+            let body = tokio::time::timeout(self.settings.idle_timeout, response.text())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
             if status == StatusCode::UNAUTHORIZED && request.user_token.is_none() {
                 self.tokens.invalidate();
             }

@@ -204,19 +204,10 @@ impl<P: WireProtocol> Inner<P> {
             for (name, value) in self.protocol.headers(request) {
                 builder = builder.header(name, value);
             }
-            let token = match &request.user_token {
-                Some(token) => Some(token.clone()),
-                None => self.tokens.bearer().await?,
-            };
-            if let Some(token) = token {
+            if let Some(token) = bearer_for(self.tokens.as_ref(), request).await? {
                 builder = builder.bearer_auth(token.expose_secret());
             }
-            let response = match tokio::time::timeout(self.settings.idle_timeout, builder.send()).await {
-                Err(_) => return Err(ModelError::Timeout),
-                Ok(Err(error)) if error.is_timeout() => return Err(ModelError::Timeout),
-                Ok(Err(_)) => return Err(ModelError::Connect),
-                Ok(Ok(response)) => response,
-            };
+            let response = send(builder, self.settings.idle_timeout).await?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && request.user_token.is_none() && !refreshed {
                 // A cached app token may have been revoked early: get a fresh one and try once more.
@@ -264,6 +255,28 @@ impl<P: WireProtocol> Inner<P> {
                 }
             }
         }
+    }
+}
+
+/// The token a model call carries: the user's own under `MODEL_AUTH=user`, else the app's (none for a local
+/// endpoint).
+pub(super) async fn bearer_for(
+    tokens: &dyn TokenSource,
+    request: &ModelRequest,
+) -> Result<Option<secrecy::SecretString>, ModelError> {
+    match &request.user_token {
+        Some(token) => Ok(Some(token.clone())),
+        None => tokens.bearer().await,
+    }
+}
+
+/// Sends a request, waiting at most `idle` for the response's headers.
+pub(super) async fn send(builder: reqwest::RequestBuilder, idle: Duration) -> Result<reqwest::Response, ModelError> {
+    match tokio::time::timeout(idle, builder.send()).await {
+        Err(_) => Err(ModelError::Timeout),
+        Ok(Err(error)) if error.is_timeout() => Err(ModelError::Timeout),
+        Ok(Err(_)) => Err(ModelError::Connect),
+        Ok(Ok(response)) => Ok(response),
     }
 }
 
