@@ -49,7 +49,9 @@ pub async fn chat_completions(
         {
             directives.status = None;
         }
-        directives.scenario(&user_text, state.token_delay())
+        directives
+            .tool_scenario(&request, directives.delay_ms.map_or(state.token_delay(), Duration::from_millis))
+            .unwrap_or_else(|| directives.scenario(&user_text, state.token_delay()))
     });
     let scenario = match request["max_tokens"].as_u64() {
         Some(max_tokens) => scenario.limited_to(max_tokens as usize),
@@ -133,6 +135,17 @@ fn step_data(step: &Step, model: &str) -> Option<String> {
         Step::Error { message } => json!({"error": {"message": message, "type": "server_error", "code": 500}}),
         Step::DatabricksError { error_code, message } => json!({"error_code": error_code, "message": message}),
         Step::Raw { data } => return Some(format!("data: {data}\n\n")),
+        Step::ToolCall { index, id, name, arguments } => {
+            let mut call = json!({"index": index, "function": {"arguments": arguments}});
+            if let Some(id) = id {
+                call["id"] = json!(id);
+                call["type"] = json!("function");
+            }
+            if let Some(name) = name {
+                call["function"]["name"] = json!(name);
+            }
+            chunk(model, json!({"content": null, "tool_calls": [call]}), None)
+        }
         Step::Done => return Some("data: [DONE]\n\n".to_owned()),
         Step::Comment => return Some(": ping\n\n".to_owned()),
         Step::Delay { .. } | Step::Abort | Step::Hang => return None,

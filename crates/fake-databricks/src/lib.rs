@@ -12,12 +12,15 @@
 //!   (`/apps/{app}/...`), scripted by the same directives plus agent ones.
 //! - The workspace APIs of [`workspace`]: OAuth token endpoint, SCIM `Me`, serving-endpoint list/get, and both
 //!   Lakebase credential APIs.
+//! - Managed MCP servers ([`mcp`]): a real MCP server (Genie, Unity Catalog functions, vector search paths, and
+//!   `/mcp/{name}`), with every tool call recorded and a switch that takes it down.
 //! - `POST /__fake/scenarios` (queue scripted answers), `GET /__fake/requests` (what the app sent),
 //!   `POST /__fake/reset`.
 
 pub mod agents;
 pub mod clock;
 pub mod completions;
+pub mod mcp;
 pub mod mlflow;
 pub mod scenario;
 pub mod workspace;
@@ -75,6 +78,7 @@ pub struct FakeState {
     workspace: Arc<FakeWorkspaceState>,
     mlflow: mlflow::FakeMlflow,
     agents: agents::AgentState,
+    mcp: Arc<mcp::FakeMcp>,
 }
 
 #[derive(Default)]
@@ -145,6 +149,7 @@ impl FakeState {
     /// Clears scenarios and recorded requests.
     pub fn reset(&self) {
         self.agents.reset();
+        self.mcp.reset();
         lock(&self.scenarios).clear();
         lock(&self.model_replies).clear();
         lock(&self.requests).clear();
@@ -165,6 +170,7 @@ pub fn router(state: Arc<FakeState>) -> Router {
         .with_state(state.clone())
         .merge(workspace::router(state.workspace.clone()))
         .merge(mlflow::router(state.clone()))
+        .merge(mcp::router(state.mcp.clone()))
 }
 
 /// A running fake on a random local port; stops when dropped.

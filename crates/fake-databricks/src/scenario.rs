@@ -92,6 +92,20 @@ pub enum Step {
         /// Error message.
         message: String,
     },
+    /// A piece of a tool call: `delta.tool_calls[0]` with this `index` (id and name on a call's first piece).
+    ToolCall {
+        /// The call's index among the step's calls.
+        index: usize,
+        /// The call's id (first piece only).
+        #[serde(default)]
+        id: Option<String>,
+        /// The function's name (first piece only).
+        #[serde(default)]
+        name: Option<String>,
+        /// A piece of the arguments' JSON text.
+        #[serde(default)]
+        arguments: String,
+    },
     /// `data: [DONE]`.
     Done,
     /// Cuts the connection without finishing the response.
@@ -184,6 +198,13 @@ impl Scenario {
 /// | `markdown=1` | answer with a fixed markdown sample (heading, list, table, code block) |
 /// | `html=1` | answer with HTML that must never run (`<script>`, `<img onerror>`) |
 /// | `stamp=1` | each token is ` <microseconds>` of the moment it is sent (benchmarks) |
+/// | `call=NAME` | call the tool NAME (repeat for parallel calls); after the results, answer `Results: ...` |
+/// | `args=JSON` | the arguments of the call before it (JSON without spaces; default `{}`) |
+/// | `call_chunks=N` | split each call's arguments over N pieces (default 3) |
+/// | `call_rounds=N` | call again until N rounds of results came back (default 1; large: a loop) |
+/// | `call_text=1` | print the calls as text, Llama style, instead of `tool_calls` |
+/// | `call_malformed=1` | arguments that are not valid JSON |
+/// | `call_noid=1` | calls without ids |
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
     /// `tokens`.
@@ -216,6 +237,18 @@ pub struct Directives {
     pub html: bool,
     /// `stamp`.
     pub stamp: bool,
+    /// `call` (with the `args` after each).
+    pub calls: Vec<(String, String)>,
+    /// `call_chunks`.
+    pub call_chunks: Option<usize>,
+    /// `call_rounds`.
+    pub call_rounds: Option<usize>,
+    /// `call_text`.
+    pub call_text: bool,
+    /// `call_malformed`.
+    pub call_malformed: bool,
+    /// `call_noid`.
+    pub call_noid: bool,
 }
 
 /// The markdown sample of `markdown=1`.
@@ -234,6 +267,15 @@ impl Directives {
         let mut directives = Directives::default();
         for pair in rest[..end].split_whitespace() {
             let Some((key, value)) = pair.split_once('=') else { continue };
+            match key {
+                "call" => directives.calls.push((value.to_owned(), "{}".to_owned())),
+                "args" => {
+                    if let Some(last) = directives.calls.last_mut() {
+                        last.1 = value.to_owned();
+                    }
+                }
+                _ => {}
+            }
             let number = value.parse::<u64>().ok();
             match (key, number) {
                 ("tokens", Some(n)) => directives.tokens = Some(n as usize),
@@ -251,6 +293,11 @@ impl Directives {
                 ("markdown", Some(n)) => directives.markdown = n > 0,
                 ("html", Some(n)) => directives.html = n > 0,
                 ("stamp", Some(n)) => directives.stamp = n > 0,
+                ("call_chunks", Some(n)) => directives.call_chunks = Some((n as usize).max(1)),
+                ("call_rounds", Some(n)) => directives.call_rounds = Some(n as usize),
+                ("call_text", Some(n)) => directives.call_text = n > 0,
+                ("call_malformed", Some(n)) => directives.call_malformed = n > 0,
+                ("call_noid", Some(n)) => directives.call_noid = n > 0,
                 _ => {}
             }
         }
@@ -311,6 +358,71 @@ impl Directives {
         Scenario::stream(steps)
     }
 
+    /// The scenario of a model asked to use tools (`call=`), given the request so far: the calls while fewer than
+    /// `call_rounds` rounds of results came back since the user's message, else the answer `Results: ...` naming
+    /// every result it got (so tests see what reached the model). `None` without `call=`.
+    pub fn tool_scenario(&self, request: &serde_json::Value, delay: Duration) -> Option<Scenario> {
+        if self.calls.is_empty() {
+            return None;
+        }
+        let messages = request["messages"].as_array().cloned().unwrap_or_default();
+        let since_user = match messages.iter().rposition(|m| m["role"] == "user") {
+            Some(at) => &messages[at + 1..],
+            None => &messages[..],
+        };
+        let rounds = since_user.iter().filter(|m| m["tool_calls"].is_array()).count();
+        let mut steps = Vec::new();
+        if rounds < self.call_rounds.unwrap_or(1) {
+            let round = rounds + 1;
+            if self.call_text {
+                let printed: Vec<String> = self
+                    .calls
+                    .iter()
+                    .map(|(name, args)| format!("{{\"name\": \"{name}\", \"parameters\": {args}}}"))
+                    .collect();
+                for token in split_tokens(&format!("[{}]", printed.join(", "))) {
+                    steps.push(Step::Text { text: token });
+                }
+                steps.push(Step::Finish { reason: "stop".into() });
+            } else {
+                for (index, (name, args)) in self.calls.iter().enumerate() {
+                    let args =
+                        if self.call_malformed { format!("{}{{", args.trim_end_matches('}')) } else { args.clone() };
+                    let pieces = chunked(&args, self.call_chunks.unwrap_or(3));
+                    for (at, piece) in pieces.into_iter().enumerate() {
+                        if !delay.is_zero() {
+                            steps.push(Step::Delay { ms: delay.as_millis() as u64 });
+                        }
+                        let first = at == 0;
+                        steps.push(Step::ToolCall {
+                            index,
+                            id: (first && !self.call_noid).then(|| format!("call_r{round}_{index}")),
+                            name: first.then(|| name.clone()),
+                            arguments: piece,
+                        });
+                    }
+                }
+                steps.push(Step::Finish { reason: "tool_calls".into() });
+            }
+        } else {
+            let results: Vec<String> = since_user
+                .iter()
+                .filter(|m| m["role"] == "tool")
+                .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            for token in split_tokens(&format!("Results: {}", results.join(" | "))) {
+                if !delay.is_zero() {
+                    steps.push(Step::Delay { ms: delay.as_millis() as u64 });
+                }
+                steps.push(Step::Text { text: token });
+            }
+            steps.push(Step::Finish { reason: "stop".into() });
+        }
+        steps.push(Step::Usage { prompt_tokens: 10, completion_tokens: 5 });
+        steps.push(Step::Done);
+        Some(Scenario::stream(steps))
+    }
+
     /// The answer's text tokens: the markdown or HTML sample, `tokens=N` numbered words, else the echo of the
     /// user's text (agents answer with the same words).
     pub fn answer_tokens(&self, user_text: &str) -> Vec<String> {
@@ -325,6 +437,14 @@ impl Directives {
             None => echo_tokens(user_text),
         }
     }
+}
+
+/// `text` in `n` pieces of about equal length (at least one piece, never splitting a character).
+fn chunked(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let size = chars.len().div_ceil(n.max(1)).max(1);
+    let pieces: Vec<String> = chars.chunks(size).map(|piece| piece.iter().collect()).collect();
+    if pieces.is_empty() { vec![String::new()] } else { pieces }
 }
 
 /// `w1`, ` w2`, ..., ` wN`: easy to check for gaps and duplicates.
@@ -397,6 +517,36 @@ mod tests {
         assert!(limited.steps.contains(&Step::Finish { reason: "length".into() }));
         assert_eq!(limited.steps.last(), Some(&Step::Done));
         assert_eq!(scenario.clone().limited_to(50), scenario, "a longer limit changes nothing");
+    }
+
+    #[test]
+    fn tool_calls_come_first_then_an_answer_naming_the_results() {
+        let directives =
+            Directives::parse("[[fake call=list_chats args={\"limit\":2} call=current_user call_chunks=2]]")
+                .expect("found");
+        assert_eq!(
+            directives.calls,
+            [("list_chats".into(), "{\"limit\":2}".into()), ("current_user".into(), "{}".into())]
+        );
+        let asked = serde_json::json!({"messages": [{"role": "user", "content": "hi"}]});
+        let calls = directives.tool_scenario(&asked, Duration::ZERO).expect("a tool scenario");
+        let pieces: Vec<&Step> = calls.steps.iter().filter(|s| matches!(s, Step::ToolCall { .. })).collect();
+        assert_eq!(pieces.len(), 4);
+        assert!(calls.steps.contains(&Step::Finish { reason: "tool_calls".into() }));
+        let answered = serde_json::json!({"messages": [{"role": "user", "content": "hi"},
+            {"role": "assistant", "content": " ", "tool_calls": []},
+            {"role": "tool", "tool_call_id": "a", "content": "one"}, {"role": "tool", "tool_call_id": "b", "content": "two"}]});
+        let answer = directives.tool_scenario(&answered, Duration::ZERO).expect("a tool scenario");
+        let text: String = answer
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(text, "Results: one | two");
+        assert!(Directives::parse("[[fake tokens=3]]").expect("found").tool_scenario(&asked, Duration::ZERO).is_none());
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Where votes on answers go besides the database.
     pub feedback: FeedbackConfig,
+    /// Which tools models may call, and how.
+    pub tools: ToolConfig,
     /// The variables themselves, for the Databricks credential chain (which also reads `~/.databrickscfg`).
     pub env: EnvMap,
 }
@@ -201,6 +203,60 @@ impl FeedbackConfig {
     pub fn mlflow_requested(&self) -> bool {
         self.mlflow_switch.unwrap_or(self.experiment_id.is_some())
     }
+}
+
+/// Tools the models may call (README "Tools").
+#[derive(Clone, Debug)]
+pub struct ToolConfig {
+    /// Which sources are on (`CHAT_TOOLS`: `records` and MCP server names, comma separated; `all`, the default,
+    /// or `none`). `None`: all.
+    pub enabled: Option<Vec<String>>,
+    /// Offer only tools that only read (`CHAT_TOOLS_READ_ONLY`).
+    pub read_only: bool,
+    /// Which calls wait for the user (`CHAT_TOOLS_APPROVAL`: `writes`, the default, `all` or `none`).
+    pub approval: ApprovalPolicy,
+    /// Most model calls one answer may take (`TOOL_MAX_STEPS`, default 5).
+    pub max_steps: usize,
+    /// Longest a tool call may take (`TOOL_TIMEOUT_SECS`, default 30).
+    pub timeout: Duration,
+    /// How long a call waits for the user's approval before it counts as denied (`TOOL_APPROVAL_TIMEOUT_SECS`,
+    /// default 600).
+    pub approval_timeout: Duration,
+    /// MCP servers (`MCP_SERVERS`: `name=URL`, comma separated).
+    pub mcp_servers: Vec<McpServerConfig>,
+    /// How often the MCP servers' tool lists are read again (`MCP_REFRESH_SECS`, default 300); a server that could
+    /// not be reached is tried again sooner.
+    pub mcp_refresh: Duration,
+}
+
+impl ToolConfig {
+    /// Whether a source (`records`, an MCP server's name) is on.
+    pub fn is_enabled(&self, source: &str) -> bool {
+        self.enabled.as_ref().is_none_or(|enabled| enabled.iter().any(|name| name == source))
+    }
+}
+
+/// The name of the built-in tools over the user's records in `CHAT_TOOLS`.
+pub const RECORDS_SOURCE: &str = "records";
+
+/// Which tool calls wait for the user's approval (`CHAT_TOOLS_APPROVAL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalPolicy {
+    /// Writes of the built-in tools, and MCP tools marked destructive (the default).
+    Writes,
+    /// Every call.
+    All,
+    /// None: the model acts alone.
+    Never,
+}
+
+/// One MCP server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct McpServerConfig {
+    /// Its name: the prefix of its tools' names (letters, digits, `_`, `-`).
+    pub name: String,
+    /// Its streamable HTTP endpoint.
+    pub url: String,
 }
 
 /// HTTP listener and request limits.
@@ -372,9 +428,88 @@ impl Config {
                     env.parse_in_range("MLFLOW_FEEDBACK_RETRY_MS", 10..=3_600_000)?.unwrap_or(10_000),
                 ),
             },
+            tools: tool_config(env)?,
             env: env.clone(),
         })
     }
+}
+
+fn tool_config(env: &EnvMap) -> Result<ToolConfig, ConfigError> {
+    let mcp_servers = mcp_servers(env)?;
+    let enabled = match env.get("CHAT_TOOLS").map(str::trim) {
+        None | Some("") | Some("all") => None,
+        Some("none") => Some(Vec::new()),
+        Some(list) => {
+            let names: Vec<String> =
+                list.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_owned).collect();
+            for name in &names {
+                if name != RECORDS_SOURCE && !mcp_servers.iter().any(|server| &server.name == name) {
+                    return Err(ConfigError::new(
+                        "CHAT_TOOLS",
+                        format!(
+                            "`{name}` is neither `records` nor a server of MCP_SERVERS; expected a list of those, `all` or `none`"
+                        ),
+                    ));
+                }
+            }
+            Some(names)
+        }
+    };
+    let approval = match env.get("CHAT_TOOLS_APPROVAL").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("writes") => ApprovalPolicy::Writes,
+        Some("all") => ApprovalPolicy::All,
+        Some("none") => ApprovalPolicy::Never,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "CHAT_TOOLS_APPROVAL",
+                format!("expected `writes`, `all` or `none`, got `{other}`"),
+            ));
+        }
+    };
+    Ok(ToolConfig {
+        enabled,
+        read_only: env.parse_bool("CHAT_TOOLS_READ_ONLY")?.unwrap_or(false),
+        approval,
+        max_steps: env.parse_in_range("TOOL_MAX_STEPS", 1..=50)?.unwrap_or(5),
+        timeout: Duration::from_secs(env.parse_in_range("TOOL_TIMEOUT_SECS", 1..=3600)?.unwrap_or(30)),
+        approval_timeout: Duration::from_secs(
+            env.parse_in_range("TOOL_APPROVAL_TIMEOUT_SECS", 1..=7 * 86_400)?.unwrap_or(600),
+        ),
+        mcp_servers,
+        mcp_refresh: Duration::from_secs(env.parse_in_range("MCP_REFRESH_SECS", 5..=86_400)?.unwrap_or(300)),
+    })
+}
+
+/// `MCP_SERVERS`: `name=URL` entries, comma separated; names of letters, digits, `_` and `-` (they prefix the
+/// tools' names), URLs http(s).
+fn mcp_servers(env: &EnvMap) -> Result<Vec<McpServerConfig>, ConfigError> {
+    let Some(list) = env.get("MCP_SERVERS") else { return Ok(Vec::new()) };
+    let mut servers: Vec<McpServerConfig> = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        let problem = |what: &str| {
+            ConfigError::new("MCP_SERVERS", format!("`{item}`: {what}; expected name=https://<server>/<path>"))
+        };
+        let (name, url) = item.split_once('=').ok_or_else(|| problem("no `=`"))?;
+        let (name, url) = (name.trim(), url.trim());
+        if name.is_empty()
+            || name.len() > 32
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(problem("the name must be 1 to 32 letters, digits, `_` or `-`"));
+        }
+        if name == RECORDS_SOURCE {
+            return Err(problem("`records` is the name of the built-in tools"));
+        }
+        let parsed = reqwest::Url::parse(url).map_err(|_| problem("not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(problem("not an http(s) URL"));
+        }
+        if servers.iter().any(|server| server.name == name) {
+            return Err(problem("the name is listed twice"));
+        }
+        servers.push(McpServerConfig { name: name.to_owned(), url: url.to_owned() });
+    }
+    Ok(servers)
 }
 
 fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {

@@ -33,7 +33,11 @@ impl AppState {
         databricks: Option<&DatabricksAuth>,
     ) -> anyhow::Result<Self> {
         let models = platform::models(&config, databricks).await?;
-        let engine = Engine::start(db.clone(), refusals.clone(), &config, models.directory, models.client).await?;
+        let closing = tokio_util::sync::CancellationToken::new();
+        let tools = platform::tools(&config, &db, databricks, &closing);
+        let engine =
+            Engine::start(db.clone(), refusals.clone(), &config, models.directory, models.client, tools, closing)
+                .await?;
         Ok(Self { db, config: Arc::new(config), engine, refusals })
     }
 }

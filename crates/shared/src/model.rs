@@ -17,6 +17,9 @@ pub struct ModelInfo {
     pub description: Option<String>,
     /// A model that writes, or an agent that may also use its own tools and cite sources.
     pub kind: ModelKind,
+    /// Whether this server's tools (the user's records, MCP servers) are offered to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tools: bool,
 }
 
 /// What a picker entry is.

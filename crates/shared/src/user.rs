@@ -52,4 +52,22 @@ pub struct AppConfig {
     /// What happens to votes on answers.
     #[serde(default)]
     pub feedback: crate::feedback::FeedbackFeatures,
+    /// Where the tools models may call come from (the user's records, MCP servers), and whether each works now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSourceInfo>,
+}
+
+/// A source of tools (`GET /api/config`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ToolSourceInfo {
+    /// Its name (`records`, an MCP server's name); its tools' names start with it.
+    pub name: String,
+    /// `records` (the user's own chats) or `mcp`.
+    pub kind: String,
+    /// How many tools it offers now.
+    pub tools: usize,
+    /// Why it offers none now (the server cannot be reached), when so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }

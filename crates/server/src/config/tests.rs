@@ -171,3 +171,48 @@ fn mlflow_feedback_follows_the_experiment_unless_switched_explicitly() {
         assert_eq!(Config::from_map(&base().with(name, bad)).err().map(|e| e.var), Some(name));
     }
 }
+
+#[test]
+fn tools_are_all_on_by_default_and_chat_tools_names_known_sources_only() {
+    let tools = Config::from_map(&base()).expect("valid").tools;
+    assert!(tools.is_enabled("records") && !tools.read_only);
+    assert_eq!((tools.approval, tools.max_steps, tools.timeout), (ApprovalPolicy::Writes, 5, Duration::from_secs(30)));
+    assert_eq!(tools.approval_timeout, Duration::from_secs(600));
+
+    let env = base()
+        .with(
+            "MCP_SERVERS",
+            " genie = https://x.cloud.databricks.com/api/2.0/mcp/genie/01ef , docs=http://localhost:9000/mcp",
+        )
+        .with("CHAT_TOOLS", "genie, records")
+        .with("CHAT_TOOLS_APPROVAL", "all")
+        .with("CHAT_TOOLS_READ_ONLY", "true");
+    let tools = Config::from_map(&env).expect("valid").tools;
+    assert_eq!(
+        tools.mcp_servers,
+        vec![
+            McpServerConfig {
+                name: "genie".into(),
+                url: "https://x.cloud.databricks.com/api/2.0/mcp/genie/01ef".into()
+            },
+            McpServerConfig { name: "docs".into(), url: "http://localhost:9000/mcp".into() },
+        ]
+    );
+    assert!(tools.is_enabled("genie") && tools.is_enabled("records") && !tools.is_enabled("docs"));
+    assert_eq!((tools.approval, tools.read_only), (ApprovalPolicy::All, true));
+    assert!(!Config::from_map(&base().with("CHAT_TOOLS", "none")).expect("valid").tools.is_enabled("records"));
+
+    for (var, bad) in [
+        ("CHAT_TOOLS", "records,genie"),
+        ("CHAT_TOOLS_APPROVAL", "sometimes"),
+        ("TOOL_MAX_STEPS", "0"),
+        ("MCP_SERVERS", "genie"),
+        ("MCP_SERVERS", "records=https://x"),
+        ("MCP_SERVERS", "a.b=https://x"),
+        ("MCP_SERVERS", "a=ftp://x"),
+        ("MCP_SERVERS", "a=https://x,a=https://y"),
+    ] {
+        let error = Config::from_map(&base().with(var, bad)).err().expect(bad);
+        assert_eq!(error.var, var, "{bad}");
+    }
+}

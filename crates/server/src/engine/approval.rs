@@ -119,7 +119,13 @@ impl Engine {
                 ..StreamMetadata::default()
             })),
         });
-        for content in decided(&approval, &decision) {
+        let ran_here = crate::llm::responses::ran_here(&approval.data);
+        let decision = if ran_here && expired(&approval.data, chrono::Utc::now()) {
+            ApprovalDecision { approve: false, reason: Some(EXPIRED.to_owned()) }
+        } else {
+            decision
+        };
+        for content in decided(&approval, &decision, ran_here) {
             log.push(content);
         }
         let parts = log.parts();
@@ -128,29 +134,34 @@ impl Engine {
                 "the agent is still answering; answer the request once it has finished".into(),
             ));
         }
-        let mut history: Vec<(Role, Vec<MessagePart>)> = vec![(Role::Assistant, parts)];
-        history.extend(
+        // The answer itself follows the prompt as the assistant's message (see `turn::run_steps`).
+        let history: Vec<(Role, Vec<MessagePart>)> =
             thread::history_for_prompt(&mut *tx, chat_id, answer.seq, HISTORY_ROWS)
                 .await?
                 .into_iter()
-                .filter_map(|row| Role::parse(&row.role).map(|role| (role, row.parts.0))),
-        );
+                .filter_map(|row| Role::parse(&row.role).map(|role| (role, row.parts.0)))
+                .collect();
         tx.commit().await?;
 
-        log.start_step();
+        if !ran_here {
+            // The agent goes on in a new step; calls this server runs are run first, in the step that made them.
+            log.start_step();
+        }
         let turn = LiveTurn::with_log(answer.message_id, chat_id, log);
         lock(&inner.live).insert(answer.message_id, turn.clone());
-        let context = ToolContext { owner_id: owner_id.to_owned(), chat_id };
+        let context = ToolContext { owner_id: owner_id.to_owned(), chat_id, user_token: user_token.clone() };
+        let mut conversation = history.clone();
+        conversation.insert(0, (Role::Assistant, parts));
         let request = ModelRequest {
             model: model.id.clone(),
             protocol: model.protocol,
             messages: build_prompt(inner.prompt.system_prompt.as_deref(), &history, inner.prompt.history_token_budget),
-            tools: inner.tools.definitions(&context),
+            tools: self.tools_for(&model, &context),
             temperature: inner.prompt.temperature,
             max_tokens: inner.prompt.max_tokens,
             user_token,
             context: (model.kind() == ModelKind::Agent).then(|| CallContext {
-                conversation_id: conversation_id(chat_id, &history),
+                conversation_id: conversation_id(chat_id, &conversation),
                 user_id: owner_id.to_owned(),
             }),
             resume: None,
@@ -178,23 +189,45 @@ fn approval_part(parts: &[MessagePart], approval_id: &str) -> Option<DataPart> {
     })
 }
 
-/// What the user's decision adds to the answer: the approval part, answered, and the tool call's outcome (allowed:
-/// the agent goes on to run it; denied: the card shows the refusal).
-fn decided(approval: &DataPart, decision: &ApprovalDecision) -> Vec<Content> {
+/// The reason a call whose approval came too late was denied.
+const EXPIRED: &str = "the approval request expired before the user answered";
+
+/// Whether a request of a call this server runs has passed its `expiresAt`.
+fn expired(approval: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> bool {
+    approval["expiresAt"]
+        .as_str()
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .is_some_and(|at| at < now)
+}
+
+/// What the user's decision adds to the answer: the approval part, answered, and the tool call's outcome. Allowed:
+/// an agent goes on to run it (the card says so); a call this server runs stays waiting for its result, which the
+/// continuation brings. Denied: the card shows the refusal, which is also what the model is told.
+fn decided(approval: &DataPart, decision: &ApprovalDecision, ran_here: bool) -> Vec<Content> {
     let mut data = approval.data.clone();
-    data["state"] = json!(if decision.approve { "approved" } else { "denied" });
+    let state = match (decision.approve, decision.reason.as_deref()) {
+        (true, _) => "approved",
+        (false, Some(EXPIRED)) => "expired",
+        (false, _) => "denied",
+    };
+    data["state"] = json!(state);
     if let Some(reason) = &decision.reason {
         data["reason"] = json!(reason);
     }
     let call = approval.data["toolCallId"].as_str().unwrap_or_default().to_owned();
-    let outcome = if decision.approve {
-        Content::tool_output(&call, json!({"approved": true}))
+    let id = approval.id.clone().unwrap_or_default();
+    let mut contents = vec![Content::data(APPROVAL_PART, id, data)];
+    if decision.approve {
+        if !ran_here {
+            contents.push(Content::tool_output(&call, json!({"approved": true})));
+        }
+    } else if state == "expired" {
+        contents.push(Content::tool_error(&call, "Not run: the approval request expired before the user answered"));
     } else {
         let because = decision.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-        Content::tool_error(&call, format!("Denied by the user{because}"))
-    };
-    let id = approval.id.clone().unwrap_or_default();
-    vec![Content::data(APPROVAL_PART, id, data), outcome]
+        contents.push(Content::tool_error(&call, format!("Denied by the user{because}")));
+    }
+    contents
 }
 
 #[cfg(test)]
@@ -229,7 +262,7 @@ mod tests {
         let parts = answer_with_request();
         let approval = approval_part(&parts, "apr-1").expect("the request");
         let mut log = TurnLog::continuing(&parts, 7);
-        decided(&approval, &decision).into_iter().for_each(|content| log.push(content));
+        decided(&approval, &decision, false).into_iter().for_each(|content| log.push(content));
         let after = log.parts();
         (log, after)
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use shared::{MessageStatus, StreamMetadata, UiChunk};
+use shared::{MessagePart, MessageStatus, StreamMetadata, ToolState, UiChunk};
 use sqlx::postgres::PgListener;
 use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::mpsc;
@@ -148,19 +148,24 @@ async fn sweep(inner: &Arc<Inner>, periodic: bool) {
                     }
                     Err(orphan) => orphan,
                 };
-                let events = [
-                    StoredEvent::Chunk(UiChunk::Error { error_text: INTERRUPTED_MESSAGE.to_owned() }),
-                    StoredEvent::Chunk(UiChunk::Finish {
+                // Calls this server was running died with it: their cards fail, in the parts and in the events.
+                let mut parts = orphan.parts.0.clone();
+                let failed = fail_running_calls(&mut parts);
+                let events: Vec<StoredEvent> = failed
+                    .into_iter()
+                    .map(StoredEvent::Chunk)
+                    .chain([StoredEvent::Chunk(UiChunk::Error { error_text: INTERRUPTED_MESSAGE.to_owned() })])
+                    .chain([StoredEvent::Chunk(UiChunk::Finish {
                         message_metadata: Some(Box::new(StreamMetadata {
                             status: Some(MessageStatus::Interrupted),
                             error: Some(INTERRUPTED_MESSAGE.to_owned()),
                             ..StreamMetadata::default()
                         })),
-                    }),
-                ];
+                    })])
+                    .collect();
                 let write = FinalWrite {
                     answer_id: orphan.generation_id,
-                    parts: &orphan.parts.0,
+                    parts: &parts,
                     status: MessageStatus::Interrupted,
                     error: Some(INTERRUPTED_MESSAGE),
                     usage: None,
@@ -186,6 +191,42 @@ async fn sweep(inner: &Arc<Inner>, periodic: bool) {
         Ok(count) => tracing::warn!(turns = count, periodic, "stored turns of a stopped server process as interrupted"),
         Err(error) => tracing::warn!(error = %error, "recovery sweep failed"),
     }
+}
+
+/// What a call this server was running says when the process died under it.
+const CALL_INTERRUPTED: &str = "the server stopped before the tool answered; it may or may not have run";
+
+/// Fails the calls this server was running in an answer whose process died (not an agent's own calls, and not a
+/// call waiting for the user's approval, which any process can still continue); returns their chunks.
+pub(super) fn fail_running_calls(parts: &mut [MessagePart]) -> Vec<UiChunk> {
+    let waiting: Vec<String> = parts
+        .iter()
+        .filter_map(|part| match part {
+            MessagePart::Data(data) if data.kind == crate::llm::APPROVAL_PART && data.data["state"] == "requested" => {
+                data.data["toolCallId"].as_str().map(str::to_owned)
+            }
+            _ => None,
+        })
+        .collect();
+    let mut chunks = Vec::new();
+    for part in parts.iter_mut() {
+        let MessagePart::Tool(tool) = part else { continue };
+        let running = matches!(tool.state, ToolState::InputStreaming | ToolState::InputAvailable)
+            && tool.provider_executed != Some(true)
+            && !waiting.contains(&tool.tool_call_id);
+        if !running {
+            continue;
+        }
+        tool.state = ToolState::OutputError;
+        tool.error_text = Some(CALL_INTERRUPTED.to_owned());
+        chunks.push(UiChunk::ToolOutputError {
+            tool_call_id: tool.tool_call_id.clone(),
+            error_text: CALL_INTERRUPTED.to_owned(),
+            provider_executed: None,
+            dynamic: Some(true),
+        });
+    }
+    chunks
 }
 
 /// Batches checkpoint announcements into few `NOTIFY`s.
@@ -268,5 +309,58 @@ async fn purge_loop(inner: Arc<Inner>) {
             Ok(count) => tracing::debug!(answers = count, "deleted expired event logs"),
             Err(error) => tracing::warn!(error = %error, "deleting expired event logs failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use shared::{Answer, DataPart, ToolPart};
+
+    use super::*;
+
+    fn call(id: &str, state: ToolState, provider_executed: Option<bool>) -> MessagePart {
+        MessagePart::Tool(ToolPart {
+            tool_call_id: id.into(),
+            tool_name: "t".into(),
+            state,
+            input: (state != ToolState::InputStreaming).then(|| json!({})),
+            output: (state == ToolState::OutputAvailable).then(|| json!(1)),
+            error_text: None,
+            provider_executed,
+            call_provider_metadata: None,
+        })
+    }
+
+    #[test]
+    fn a_dead_process_fails_the_calls_it_was_running_and_nothing_else() {
+        let mut parts = vec![
+            call("running", ToolState::InputAvailable, None),
+            call("streaming", ToolState::InputStreaming, None),
+            call("done", ToolState::OutputAvailable, None),
+            call("agents", ToolState::InputAvailable, Some(true)),
+            call("waiting", ToolState::InputAvailable, None),
+            MessagePart::Data(DataPart {
+                kind: crate::llm::APPROVAL_PART.into(),
+                id: Some("approval-waiting".into()),
+                data: json!({"approvalId": "waiting", "toolCallId": "waiting", "state": "requested"}),
+            }),
+        ];
+        let before = parts.clone();
+        let chunks = fail_running_calls(&mut parts);
+        let failed: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| match p {
+                MessagePart::Tool(t) if t.state == ToolState::OutputError => Some(t.tool_call_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed, ["running", "streaming"]);
+        // A client that had the parts before sees the same parts after the chunks.
+        let mut client = Answer::from_parts(before);
+        chunks.iter().for_each(|chunk| {
+            client.apply(chunk);
+        });
+        assert_eq!(client.parts, parts);
     }
 }

@@ -25,6 +25,19 @@ pub enum CancelReason {
     Abandoned,
 }
 
+impl CancelReason {
+    /// What a tool call still running when the turn ended says.
+    pub fn tool_error(&self) -> &'static str {
+        match self {
+            CancelReason::Stopped => "stopped by the user before the tool answered",
+            CancelReason::ShuttingDown | CancelReason::Abandoned => {
+                "the server restarted before the tool answered; it may or may not have run"
+            }
+            CancelReason::NotSaved => "the answer could not be saved; the tool may or may not have run",
+        }
+    }
+}
+
 /// A turn running in this process.
 pub struct LiveTurn {
     /// The answer's (assistant message's) id.

@@ -42,7 +42,7 @@ use crate::db::{PasswordRefusals, answers, chats, thread};
 use crate::error::ApiError;
 use crate::limits::{ConcurrentTurns, TurnRate};
 use crate::llm::{ChatModel, ModelCatalog, ModelDirectory, ModelEntry};
-use crate::tools::{NoTools, ToolRunner};
+use crate::tools::{NoTools, ToolContext, ToolRunner};
 
 pub use approval::ApprovalDecision;
 pub use live::{CancelReason, LiveTurn};
@@ -100,6 +100,8 @@ struct Inner {
     model: Option<Arc<dyn ChatModel>>,
     /// Tools the models may call.
     tools: Arc<dyn ToolRunner>,
+    /// How far a turn may go with them.
+    tool_limits: turn::ToolLimits,
     worker_id: i64,
     live: Mutex<HashMap<Uuid, Arc<LiveTurn>>>,
     /// Turns each user may start per minute.
@@ -124,17 +126,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Engine {
     /// Starts the engine: takes this process's worker lock, recovers turns of dead processes, and starts the
-    /// background tasks (checkpoint announcements, notifications, recovery sweeps, retention).
+    /// background tasks (checkpoint announcements, notifications, recovery sweeps, retention). `closing` is
+    /// cancelled when the engine shuts down (background tasks of the tools end with it).
     pub async fn start(
         db: PgPool,
         refusals: PasswordRefusals,
         config: &Config,
         models: Arc<ModelDirectory>,
         model: Option<Arc<dyn ChatModel>>,
+        tools: Arc<dyn ToolRunner>,
+        closing: CancellationToken,
     ) -> anyhow::Result<Self> {
         let worker_id = background::new_worker_id();
         let (to_announce, announce_rx) = mpsc::unbounded_channel();
-        let closing = CancellationToken::new();
         let background = background::Handles::default();
         let inner = Arc::new(Inner {
             db,
@@ -143,7 +147,11 @@ impl Engine {
             prompt: PromptSettings::from_config(config),
             models,
             model,
-            tools: Arc::new(NoTools),
+            tools,
+            tool_limits: turn::ToolLimits {
+                max_steps: config.tools.max_steps,
+                approval_timeout: config.tools.approval_timeout,
+            },
             worker_id,
             live: Mutex::new(HashMap::new()),
             turn_rate: TurnRate::new(config.engine.turns_per_minute),
@@ -171,6 +179,7 @@ impl Engine {
                 models: Arc::new(ModelDirectory::fixed(ModelCatalog::default())),
                 model: None,
                 tools: Arc::new(NoTools),
+                tool_limits: turn::ToolLimits::default(),
                 worker_id: background::new_worker_id(),
                 live: Mutex::new(HashMap::new()),
                 turn_rate: TurnRate::new(config.engine.turns_per_minute),
@@ -183,6 +192,17 @@ impl Engine {
                 background: background::Handles::default(),
             }),
         }
+    }
+
+    /// The tools offered with a request to this model: this server's tools go to chat-completion models only (an
+    /// agent brings its own tools; the local model has none).
+    pub(crate) fn tools_for(&self, model: &ModelEntry, context: &ToolContext) -> Vec<crate::llm::ToolDefinition> {
+        if model.offers_tools() { self.inner.tools.definitions(context) } else { Vec::new() }
+    }
+
+    /// The sources of tools and whether each works now.
+    pub fn tool_sources(&self) -> Vec<shared::ToolSourceInfo> {
+        self.inner.tools.sources()
     }
 
     /// The models users may pick.
@@ -345,7 +365,7 @@ mod tests {
             context: None,
             resume: None,
         };
-        let context = crate::tools::ToolContext { owner_id: "a".into(), chat_id: Uuid::nil() };
+        let context = crate::tools::ToolContext::new("a", Uuid::nil());
         let running = turn::run(engine.inner.clone(), turn, model, Box::new(request), context);
         let size = std::mem::size_of_val(&running);
         assert!(size <= 1600, "a turn's task is {size} bytes");

@@ -52,7 +52,7 @@ pub(super) fn resume(inner: &Arc<Inner>, adopted: Reattachable) {
     let log = TurnLog::resuming(&orphan.parts.0, orphan.last_event_seq.max(0) as u64);
     let turn = LiveTurn::with_log(orphan.generation_id, orphan.chat_id, log);
     lock(&inner.live).insert(orphan.generation_id, turn.clone());
-    let context = ToolContext { owner_id: orphan.owner_id.clone(), chat_id: orphan.chat_id };
+    let context = ToolContext::new(orphan.owner_id.clone(), orphan.chat_id);
     let request = ModelRequest {
         model: model.id.clone(),
         protocol: model.protocol,

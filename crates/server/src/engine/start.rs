@@ -111,7 +111,7 @@ impl Engine {
             log.start_step();
         });
         lock(&inner.live).insert(stored.answer_id, turn.clone());
-        let context = ToolContext { owner_id: owner_id.to_owned(), chat_id };
+        let context = ToolContext { owner_id: owner_id.to_owned(), chat_id, user_token: input.user_token.clone() };
         let request = ModelRequest {
             model: stored.model.id.clone(),
             protocol: stored.model.protocol,
@@ -120,7 +120,7 @@ impl Engine {
                 &stored.history,
                 inner.prompt.history_token_budget,
             ),
-            tools: inner.tools.definitions(&context),
+            tools: self.tools_for(&stored.model, &context),
             temperature: inner.prompt.temperature,
             max_tokens: inner.prompt.max_tokens,
             user_token: input.user_token.clone(),

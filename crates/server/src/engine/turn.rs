@@ -1,20 +1,40 @@
 //! A running turn: a loop of steps (a model call, then the tool calls it asked for, fed back to the next call)
-//! until the model answers, fails, is stopped, or uses up [`MAX_STEPS`]; then its end is stored.
+//! until the model answers, fails, is stopped, waits for the user's approval of a call, or uses up its steps
+//! ([`ToolLimits::max_steps`]); then its end is stored.
+//!
+//! A call that needs the user's approval ends the turn with the call waiting (its card and a `data-approval` part,
+//! as an agent's request does): the answer is complete until the user answers, on any replica, after any reload
+//! or restart; the answer then goes on as a continuation ([`super::approval`]) that first runs the approved calls.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use shared::{Content, MessagePart, Usage};
+use futures::StreamExt;
+use serde_json::json;
+use shared::{Content, MessagePart, ToolPart, Usage};
 
 use super::finish::{self, Outcome};
 use super::live::{CancelReason, LiveTurn};
 use super::step::{self, StepEnd, StepReport};
 use super::{Inner, checkpoint};
-use crate::llm::{ChatModel, ModelRequest, PromptMessage, PromptRole};
-use crate::tools::{ToolCall, ToolContext, ToolRunner};
+use crate::llm::{APPROVAL_PART, ChatModel, ModelRequest, PromptMessage, PromptRole};
+use crate::tools::{Checked, ToolCall, ToolContext, ToolRunner};
 
-/// Most model calls one answer may take (the first, and one after each round of tool calls).
-pub(super) const MAX_STEPS: usize = 5;
+/// How far a turn may go with tools.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolLimits {
+    /// Most model calls one turn may take (the first, and one after each round of tool calls).
+    pub max_steps: usize,
+    /// How long a call waits for the user's approval before it counts as denied.
+    pub approval_timeout: Duration,
+}
+
+impl Default for ToolLimits {
+    fn default() -> Self {
+        Self { max_steps: 5, approval_timeout: Duration::from_secs(600) }
+    }
+}
 
 /// Runs the turn to its end. Never panics on expected failures; every path stores a terminal status.
 pub(super) async fn run(
@@ -27,16 +47,21 @@ pub(super) async fn run(
     // The futures of what happens rarely (a step boundary, the end) are boxed when they happen, so the turn's task
     // holds only the streaming step while the answer streams: every running turn's memory is this task's size.
     let boundary = || Box::pin(checkpoint::write_now(&inner, &turn));
-    let (outcome, report) = run_steps(&turn, model.as_ref(), inner.tools.as_ref(), request, &context, boundary).await;
+    let (outcome, report) =
+        run_steps(&turn, model.as_ref(), inner.tools.as_ref(), inner.tool_limits, request, &context, boundary).await;
     Box::pin(finish::finish(inner.clone(), turn.clone(), outcome, report)).await;
 }
 
 /// The loop of steps; `at_boundary` runs between two steps (a checkpoint, so a replica that takes over sees
 /// every finished step).
+///
+/// `request` holds the prompt up to the answer; when the answer already has parts (a continuation), they follow it
+/// as the assistant's message.
 pub(super) async fn run_steps<F, Fut>(
     turn: &LiveTurn,
     model: &dyn ChatModel,
     tools: &dyn ToolRunner,
+    limits: ToolLimits,
     request: Box<ModelRequest>,
     context: &ToolContext,
     at_boundary: F,
@@ -46,12 +71,28 @@ where
     Fut: Future<Output = ()>,
 {
     let mut total = StepReport::default();
+    // A continuation after approvals: nothing happens while a call of the step still waits for the user; then the
+    // allowed calls run before the model is asked again.
+    if turn.read(|log| waiting_for_approval(&log.parts())) {
+        return (Outcome::Complete, total);
+    }
+    let approved = turn.read(|log| log.pending_tool_calls());
+    if !approved.is_empty() {
+        let calls: Vec<ToolCall> = approved.iter().map(tool_call).collect();
+        if let Some(reason) = Box::pin(run_tools(turn, tools, calls, context)).await {
+            return (Outcome::cancelled(Some(reason)), total);
+        }
+        turn.update(|log| log.start_step());
+    }
+    let answer_so_far = turn.read(|log| log.parts());
+    let continues = answer_so_far.iter().any(|part| !matches!(part, MessagePart::StepStart));
     // The prompt is only kept for later steps when tools were offered: a plain answer has one step, and holding a
     // long history for as long as the answer streams would cost every running turn its size in memory. Requests
     // are boxed for the same reason: the task holds a pointer, not the request.
     let template = (!request.tools.is_empty()).then(|| request.clone());
-    let mut next = Some(request);
-    for step in 1..=MAX_STEPS {
+    let mut next = Some(if continues { continued(&request, answer_so_far) } else { request });
+    let max_steps = limits.max_steps.max(1);
+    for step in 1..=max_steps {
         let Some(request) = next.take() else { break };
         let (end, report) = step::run(turn, model, request).await;
         total.usage = add_usage(total.usage, report.usage);
@@ -64,22 +105,89 @@ where
         };
         turn.update(|log| log.finish_step());
         at_boundary().await;
-        if let Some(reason) = Box::pin(run_tools(turn, tools, &calls, context)).await {
-            return (Outcome::cancelled(Some(reason)), total);
-        }
         let Some(template) = &template else {
-            // Tools the server never offered: their errors are shown, and the model is not asked again.
+            // Tools the server never offered: their calls fail, and the model is not asked again.
+            turn.update(|log| {
+                for call in &calls {
+                    log.push(Content::tool_error(
+                        &call.tool_call_id,
+                        format!("there is no tool named `{}`", call.tool_name),
+                    ));
+                }
+            });
             return (Outcome::Complete, total);
         };
-        if step == MAX_STEPS {
+        let (runnable, asked) = check_calls(turn, tools, &calls, context, limits.approval_timeout);
+        if let Some(reason) = Box::pin(run_tools(turn, tools, runnable, context)).await {
+            return (Outcome::cancelled(Some(reason)), total);
+        }
+        if asked {
+            // The answer waits for the user; their answer continues it.
+            return (Outcome::Complete, total);
+        }
+        if step == max_steps {
             break;
         }
         let answer_so_far = turn.read(|log| log.parts());
         next = Some(continued(template, answer_so_far));
         turn.update(|log| log.start_step());
     }
-    let message = format!("the answer took more than {MAX_STEPS} rounds of tool calls; ask again to go on");
+    let message = format!(
+        "the answer used all {max_steps} model calls it may take with tools (TOOL_MAX_STEPS); ask again to go on"
+    );
     (Outcome::Failed(message), total)
+}
+
+/// Whether the answer's latest step has a call still waiting for the user.
+fn waiting_for_approval(parts: &[MessagePart]) -> bool {
+    let step = parts.iter().rposition(|part| matches!(part, MessagePart::StepStart)).map_or(0, |at| at + 1);
+    parts[step..].iter().any(|part| {
+        matches!(part, MessagePart::Data(data) if data.kind == APPROVAL_PART && data.data["state"] == "requested")
+    })
+}
+
+fn tool_call(part: &ToolPart) -> ToolCall {
+    ToolCall {
+        id: part.tool_call_id.clone(),
+        name: part.tool_name.clone(),
+        input: part.input.clone().unwrap_or_default(),
+    }
+}
+
+/// Checks a step's calls: the ones to run now are returned; a call that fails its check gets its error; a call that
+/// needs the user's approval gets its request (returned `true` when any did).
+fn check_calls(
+    turn: &LiveTurn,
+    tools: &dyn ToolRunner,
+    calls: &[ToolPart],
+    context: &ToolContext,
+    approval_timeout: Duration,
+) -> (Vec<ToolCall>, bool) {
+    let mut runnable = Vec::with_capacity(calls.len());
+    let mut asked = false;
+    for part in calls {
+        let call = tool_call(part);
+        match tools.check(&call, context) {
+            Ok(Checked::Run) => runnable.push(call),
+            Ok(Checked::NeedsApproval) => {
+                asked = true;
+                let expires_at = chrono::Utc::now()
+                    + chrono::Duration::from_std(approval_timeout).unwrap_or(chrono::Duration::minutes(10));
+                let request = json!({
+                    "approvalId": call.id,
+                    "toolCallId": call.id,
+                    "toolName": call.name,
+                    "source": tools.source_of(&call.name).unwrap_or_default(),
+                    "arguments": call.input,
+                    "state": "requested",
+                    "expiresAt": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                });
+                turn.push(Content::data(APPROVAL_PART, format!("approval-{}", call.id), request));
+            }
+            Err(error) => turn.push(Content::tool_error(&call.id, error)),
+        }
+    }
+    (runnable, asked)
 }
 
 /// The request for the next step: the prompt, then the answer so far with its tool calls and their results.
@@ -89,34 +197,44 @@ fn continued(template: &ModelRequest, answer: Vec<MessagePart>) -> Box<ModelRequ
     request
 }
 
-/// Runs the step's tool calls together and logs each result; returns why the turn must end if it was asked to.
+/// Runs calls together, logging each result as it comes; returns why the turn must end if it was asked to. Calls
+/// still running then are cancelled and fail with the reason, and the ones that finished keep their results.
 async fn run_tools(
     turn: &LiveTurn,
     tools: &dyn ToolRunner,
-    calls: &[shared::ToolPart],
+    calls: Vec<ToolCall>,
     context: &ToolContext,
 ) -> Option<CancelReason> {
-    let calls: Vec<ToolCall> = calls
-        .iter()
-        .map(|part| ToolCall {
-            id: part.tool_call_id.clone(),
-            name: part.tool_name.clone(),
-            input: part.input.clone().unwrap_or_default(),
-        })
-        .collect();
-    let running = futures::future::join_all(calls.iter().map(|call| tools.run(call, context)));
-    let results = tokio::select! {
-        biased;
-        () = turn.cancelled() => return Some(turn.cancel_reason().unwrap_or(CancelReason::Stopped)),
-        results = running => results,
-    };
-    for (call, result) in calls.into_iter().zip(results) {
-        turn.push(match result {
-            Ok(output) => Content::tool_output(call.id, output),
-            Err(error_text) => Content::tool_error(call.id, error_text),
-        });
+    if calls.is_empty() {
+        return None;
     }
-    None
+    let mut running: futures::stream::FuturesUnordered<_> =
+        calls.iter().map(|call| async move { (call.id.as_str(), tools.run(call, context).await) }).collect();
+    let mut done = Vec::with_capacity(calls.len());
+    let cancelled = turn.cancelled();
+    tokio::pin!(cancelled);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut cancelled => break,
+            finished = running.next() => match finished {
+                Some((id, result)) => {
+                    done.push(id.to_owned());
+                    turn.push(match result {
+                        Ok(output) => Content::tool_output(id, output),
+                        Err(error_text) => Content::tool_error(id, error_text),
+                    });
+                }
+                None => return None,
+            },
+        }
+    }
+    drop(running);
+    let reason = turn.cancel_reason().unwrap_or(CancelReason::Stopped);
+    for call in calls.iter().filter(|call| !done.contains(&call.id)) {
+        turn.push(Content::tool_error(&call.id, reason.tool_error()));
+    }
+    Some(reason)
 }
 
 /// Usage of several model calls: their sums.
@@ -179,18 +297,34 @@ mod tests {
             }]
         }
 
+        fn check(&self, call: &ToolCall, _context: &ToolContext) -> Result<Checked, String> {
+            match call.name.as_str() {
+                "ask" => Ok(Checked::NeedsApproval),
+                _ => Ok(Checked::Run),
+            }
+        }
+
         fn run<'a>(&'a self, call: &'a ToolCall, _context: &'a ToolContext) -> BoxFuture<'a, Result<Value, String>> {
             Box::pin(async move {
                 match call.name.as_str() {
-                    "echo" => Ok(json!({"echo": call.input})),
+                    "echo" | "ask" => Ok(json!({"echo": call.input})),
+                    "hang" => futures::future::pending().await,
                     other => Err(format!("{other} failed")),
                 }
             })
+        }
+
+        fn source_of(&self, _tool_name: &str) -> Option<String> {
+            Some("echoes".into())
         }
     }
 
     fn call(id: &str, name: &str) -> Result<ModelEvent, ModelError> {
         Ok(ModelEvent::Content(Content::tool_input(id, name, json!({"n": id}), false)))
+    }
+
+    fn request_with(tools: Vec<ToolDefinition>) -> ModelRequest {
+        request(tools)
     }
 
     fn request(tools: Vec<ToolDefinition>) -> ModelRequest {
@@ -208,7 +342,7 @@ mod tests {
     }
 
     fn context() -> ToolContext {
-        ToolContext { owner_id: "u@example.com".into(), chat_id: Uuid::nil() }
+        ToolContext::new("u@example.com", Uuid::nil())
     }
 
     async fn run(model: &Scripted, tools: Vec<ToolDefinition>) -> (Outcome, Arc<LiveTurn>, usize) {
@@ -219,7 +353,8 @@ mod tests {
             boundaries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async {}
         };
-        let (outcome, _) = run_steps(&turn, model, &Echo, Box::new(request(tools)), &context(), boundary).await;
+        let limits = ToolLimits::default();
+        let (outcome, _) = run_steps(&turn, model, &Echo, limits, Box::new(request(tools)), &context(), boundary).await;
         (outcome, turn, boundaries.into_inner())
     }
 
@@ -267,15 +402,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_model_that_keeps_calling_tools_is_stopped_at_the_step_cap() {
-        let scripts = (0..MAX_STEPS + 2).map(|i| vec![call(&format!("c{i}"), "echo")]).collect();
+        let max = ToolLimits::default().max_steps;
+        let scripts = (0..max + 2).map(|i| vec![call(&format!("c{i}"), "echo")]).collect();
         let model = Scripted::new(scripts);
         let (outcome, _, boundaries) = run(&model, Echo.definitions(&context())).await;
-        assert!(
-            matches!(&outcome, Outcome::Failed(message) if message.contains("rounds of tool calls")),
-            "{outcome:?}"
-        );
-        assert_eq!(model.requests.lock().expect("lock").len(), MAX_STEPS);
-        assert_eq!(boundaries, MAX_STEPS);
+        assert!(matches!(&outcome, Outcome::Failed(message) if message.contains("TOOL_MAX_STEPS")), "{outcome:?}");
+        assert_eq!(model.requests.lock().expect("lock").len(), max);
+        assert_eq!(boundaries, max);
     }
 
     #[tokio::test]
@@ -296,5 +429,88 @@ mod tests {
         let (outcome, turn, _) = run(&model, Echo.definitions(&context())).await;
         assert!(matches!(outcome, Outcome::Failed(_)));
         assert_eq!(turn.read(|log| log.text()), "First.Sec");
+    }
+
+    #[tokio::test]
+    async fn a_call_that_needs_approval_ends_the_turn_waiting_and_the_others_run() {
+        let model = Scripted::new(vec![vec![call("a", "echo"), call("w", "ask")], vec![Ok(ModelEvent::text("never"))]]);
+        let (outcome, turn, _) = run(&model, Echo.definitions(&context())).await;
+        assert!(matches!(outcome, Outcome::Complete));
+        assert_eq!(model.requests.lock().expect("lock").len(), 1, "the model is not asked again yet");
+        let parts = turn.read(|log| log.parts());
+        assert!(waiting_for_approval(&parts));
+        let request = parts
+            .iter()
+            .find_map(|p| match p {
+                MessagePart::Data(data) if data.kind == APPROVAL_PART => Some(data.data.clone()),
+                _ => None,
+            })
+            .expect("an approval request");
+        assert_eq!((request["toolCallId"].as_str(), request["source"].as_str()), (Some("w"), Some("echoes")));
+        assert!(request["expiresAt"].as_str().is_some_and(|at| at.ends_with('Z')));
+        let states: Vec<(String, ToolState)> = parts
+            .iter()
+            .filter_map(|p| match p {
+                MessagePart::Tool(tool) => Some((tool.tool_call_id.clone(), tool.state)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(states, [("a".into(), ToolState::OutputAvailable), ("w".into(), ToolState::InputAvailable)]);
+
+        // The user allows it: the continuation runs the call first, then asks the model with both results.
+        let mut answered = parts.clone();
+        for part in &mut answered {
+            if let MessagePart::Data(data) = part {
+                data.data["state"] = json!("approved");
+            }
+        }
+        let log = crate::engine::log::TurnLog::continuing(&answered, 10);
+        let turn = LiveTurn::with_log(Uuid::nil(), Uuid::nil(), log);
+        let model = Scripted::new(vec![vec![Ok(ModelEvent::text("Both done."))]]);
+        let limits = ToolLimits::default();
+        let tools = Echo.definitions(&context());
+        let (outcome, _) =
+            run_steps(&turn, &model, &Echo, limits, Box::new(request_with(tools)), &context(), || async {}).await;
+        assert!(matches!(outcome, Outcome::Complete), "{outcome:?}");
+        let parts = turn.read(|log| log.parts());
+        assert!(parts.iter().any(|p| matches!(p, MessagePart::Tool(t) if t.tool_call_id == "w"
+            && t.state == ToolState::OutputAvailable)));
+        let requests = model.requests.lock().expect("lock");
+        let answer = requests[0].messages.last().expect("the answer so far");
+        assert_eq!(answer.role, PromptRole::Assistant);
+        assert_eq!(shared::text_of(&parts), "Both done.");
+    }
+
+    #[tokio::test]
+    async fn stop_during_a_tool_call_cancels_it_and_keeps_the_finished_ones() {
+        let model = Scripted::new(vec![vec![call("a", "echo"), call("h", "hang")]]);
+        let turn = LiveTurn::new(Uuid::nil(), Uuid::nil());
+        turn.update(|log| log.start_step());
+        let stopper = {
+            let turn = turn.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                turn.cancel(CancelReason::Stopped);
+            })
+        };
+        let tools = Echo.definitions(&context());
+        let (outcome, _) =
+            run_steps(&turn, &model, &Echo, ToolLimits::default(), Box::new(request(tools)), &context(), || async {})
+                .await;
+        stopper.await.expect("stopper");
+        assert!(matches!(outcome, Outcome::Stopped), "{outcome:?}");
+        let tools: Vec<(String, ToolState, Option<String>)> = turn
+            .read(|log| log.parts())
+            .into_iter()
+            .filter_map(|p| match p {
+                MessagePart::Tool(t) => Some((t.tool_call_id, t.state, t.error_text)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tools[0].1, ToolState::OutputAvailable, "the finished call keeps its result");
+        assert_eq!(
+            (tools[1].1, tools[1].2.as_deref()),
+            (ToolState::OutputError, Some("stopped by the user before the tool answered"))
+        );
     }
 }

@@ -62,6 +62,12 @@ pub struct ModelEntry {
 }
 
 impl ModelEntry {
+    /// Whether this server's tools are offered to it: chat-completion models only. An agent brings its own tools,
+    /// and the local model cannot call any.
+    pub fn offers_tools(&self) -> bool {
+        self.protocol == Protocol::ChatCompletions && self.kind() == ModelKind::Model
+    }
+
     /// A model, or an agent: any serving endpoint of an `agent/*` task, and every agent protocol.
     pub fn kind(&self) -> ModelKind {
         let agent_task = self.task.as_deref().is_some_and(|task| task.starts_with("agent/"));
@@ -155,8 +161,9 @@ impl ModelCatalog {
         &self.entries
     }
 
-    /// The `GET /api/models` view.
-    pub fn to_list(&self, hint: Option<String>) -> ModelList {
+    /// The `GET /api/models` view; `tools_on` says whether this server offers tools at all (the entries that
+    /// cannot use them then say so).
+    pub fn to_list(&self, hint: Option<String>, tools_on: bool) -> ModelList {
         let default = self.default_model().map(|m| m.id.clone());
         ModelList {
             models: self
@@ -166,8 +173,13 @@ impl ModelCatalog {
                     id: e.id.clone(),
                     display_name: e.display_name.clone(),
                     is_default: Some(&e.id) == default.as_ref(),
-                    description: e.description.clone(),
+                    description: match (&e.description, tools_on && e.protocol == Protocol::Local) {
+                        (Some(note), true) => Some(format!("{note}; cannot use tools")),
+                        (None, true) => Some("Cannot use tools".to_owned()),
+                        (note, false) => note.clone(),
+                    },
                     kind: e.kind(),
+                    tools: tools_on && e.offers_tools(),
                 })
                 .collect(),
             default_model: default,
@@ -234,7 +246,7 @@ mod tests {
 
     #[test]
     fn an_empty_catalog_explains_itself() {
-        let list = ModelCatalog::new(None, None).to_list(Some("configure a model".into()));
+        let list = ModelCatalog::new(None, None).to_list(Some("configure a model".into()), false);
         assert!(list.models.is_empty());
         assert_eq!(list.hint.as_deref(), Some("configure a model"));
     }

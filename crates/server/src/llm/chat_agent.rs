@@ -71,7 +71,7 @@ impl WireProtocol for ChatAgent {
         serde_json::to_vec(&body).map_err(|_| ModelError::Protocol)
     }
 
-    fn parser(&self) -> ChatAgentParser {
+    fn parser(&self, _request: &ModelRequest) -> ChatAgentParser {
         ChatAgentParser::default()
     }
 }

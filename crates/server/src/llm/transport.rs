@@ -59,7 +59,7 @@ pub trait WireProtocol: Send + Sync + 'static {
     }
 
     /// A parser for one response.
-    fn parser(&self) -> Self::Parser;
+    fn parser(&self, request: &ModelRequest) -> Self::Parser;
 }
 
 /// A model reached over HTTP with protocol `P`. Cheap to clone.
@@ -234,7 +234,7 @@ impl<P: WireProtocol> Inner<P> {
         };
         let bytes: BoxedBytes = Box::pin(response.bytes_stream());
         let mut events = bytes.eventsource();
-        let mut parser = self.protocol.parser();
+        let mut parser = self.protocol.parser(request);
         let mut head = Vec::new();
         loop {
             let Some(data) = next_payload(&mut events, self.settings.idle_timeout).await? else {

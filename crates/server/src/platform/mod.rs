@@ -6,6 +6,7 @@
 //! at the first chat.
 
 mod models;
+mod tools;
 
 use anyhow::Context;
 
@@ -13,6 +14,7 @@ use crate::config::{Config, DatabaseSource};
 use crate::databricks::{DatabricksAuth, LakebasePasswords, lakebase};
 
 pub use models::{Models, models};
+pub use tools::tools;
 
 /// The workspace credentials, when a Databricks host is configured (variables or `~/.databrickscfg`).
 ///

@@ -1,5 +1,5 @@
 //! `GET /api/config`: what the web app shows before the first message (greeting, suggested prompts), and whether
-//! votes on answers go to MLflow.
+//! votes on answers go to MLflow, and where tools come from (and whether each source works now).
 
 use axum::Extension;
 use axum::extract::State;
@@ -23,5 +23,6 @@ pub async fn get_config(
         greeting: ui.greeting.clone(),
         suggestions: ui.suggestions.clone(),
         feedback: FeedbackFeatures { mlflow: mlflow.is_on() },
+        tools: state.engine.tool_sources(),
     })
 }

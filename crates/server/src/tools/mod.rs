@@ -1,22 +1,47 @@
-//! Tools the model may call, run by this server between two model steps.
+//! Tools the model may call, run by this server between two model steps (AGENTS-PROTOCOL.md §D).
 //!
-//! The turn engine offers the runner's tools with every model request and, when a step ends with tool calls the
-//! model's side did not run, hands each call to [`ToolRunner::run`] and feeds the results back in the next step.
-//! A source of tools (the user's own records, Genie, Unity Catalog functions, AI Search, MCP servers) is a
-//! [`ToolRunner`]; today the server has none ([`NoTools`]), so models only write.
+//! The turn engine offers the enabled tools with every request to a chat-completions model and, when a step ends
+//! with tool calls, checks each call ([`ToolRunner::check`]: a known tool, arguments valid against its JSON Schema,
+//! whether the user must approve it) and runs the ones it may ([`ToolRunner::run`], in parallel, each with a
+//! timeout); results and errors alike go back to the model in the next step.
+//!
+//! Tools come from [`ToolSource`]s: the user's own records ([`records`]) and MCP servers ([`mcp`]: Genie, Unity
+//! Catalog functions, AI Search through Databricks managed MCP, or any MCP server). [`Toolbox`] puts the enabled
+//! sources together under one policy (read-only mode, approvals, timeout).
+
+pub mod mcp;
+mod names;
+pub mod records;
+mod toolbox;
+
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::llm::ToolDefinition;
 
-/// Who a tool runs for: the same checks as the HTTP API apply.
+pub use names::wire_name;
+pub use toolbox::{ApprovalPolicy, ToolSettings, Toolbox};
+
+/// Who a tool runs for: the same checks as the HTTP API apply, with the user's identity and never more.
 #[derive(Debug, Clone)]
 pub struct ToolContext {
     /// The calling user's owner id (their email).
     pub owner_id: String,
     /// The chat the call was made in.
     pub chat_id: uuid::Uuid,
+    /// The user's Databricks token, when models are called on the user's behalf (`MODEL_AUTH=user`): workspace
+    /// tools (managed MCP) are then called with it, so Unity Catalog permissions apply per user.
+    pub user_token: Option<SecretString>,
+}
+
+impl ToolContext {
+    /// A context without a user token.
+    pub fn new(owner_id: impl Into<String>, chat_id: uuid::Uuid) -> Self {
+        Self { owner_id: owner_id.into(), chat_id, user_token: None }
+    }
 }
 
 /// One call to run.
@@ -24,20 +49,43 @@ pub struct ToolContext {
 pub struct ToolCall {
     /// The call's id.
     pub id: String,
-    /// The tool's name.
+    /// The tool's name, as offered to the model.
     pub name: String,
     /// Its arguments.
     pub input: Value,
 }
 
-/// A source of tools.
+/// What may happen to a checked call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Run it now.
+    Run,
+    /// The user must allow it first.
+    NeedsApproval,
+}
+
+/// The tools the turn engine may offer and run.
 pub trait ToolRunner: Send + Sync {
-    /// The tools offered to the model (for this user).
+    /// The tools offered to the model (for this user), with names the model may call.
     fn definitions(&self, context: &ToolContext) -> Vec<ToolDefinition>;
 
-    /// Runs one call: its result, or an error fit to show the user and to tell the model. Never panics on bad
-    /// input: an unknown tool or invalid arguments are errors like any other.
+    /// Checks a call before it runs: an unknown tool, a tool not offered in this mode, or arguments that do not
+    /// match the tool's schema are errors fit to show the user and to tell the model.
+    fn check(&self, call: &ToolCall, context: &ToolContext) -> Result<Checked, String>;
+
+    /// Runs one call (already checked): its result, or an error fit to show the user and to tell the model
+    /// (the tool's own error, a timeout). Never panics on bad input.
     fn run<'a>(&'a self, call: &'a ToolCall, context: &'a ToolContext) -> BoxFuture<'a, Result<Value, String>>;
+
+    /// The source (`records`, an MCP server) of an offered tool.
+    fn source_of(&self, _tool_name: &str) -> Option<String> {
+        None
+    }
+
+    /// The sources of tools and whether each can be used now (`GET /api/config`).
+    fn sources(&self) -> Vec<shared::ToolSourceInfo> {
+        Vec::new()
+    }
 }
 
 /// No tools at all.
@@ -48,8 +96,117 @@ impl ToolRunner for NoTools {
         Vec::new()
     }
 
+    fn check(&self, call: &ToolCall, _context: &ToolContext) -> Result<Checked, String> {
+        Err(format!("there is no tool named `{}`", call.name))
+    }
+
     fn run<'a>(&'a self, call: &'a ToolCall, _context: &'a ToolContext) -> BoxFuture<'a, Result<Value, String>> {
         let error = format!("there is no tool named `{}`", call.name);
         Box::pin(async move { Err(error) })
     }
+}
+
+/// A tool as its source describes it.
+#[derive(Clone)]
+pub struct SourceTool {
+    /// The source's own name for it.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON Schema of its arguments (an object).
+    pub input_schema: Value,
+    /// Only reads: offered in read-only mode. A tool that does not say so counts as a write.
+    pub read_only: bool,
+    /// Changes or deletes something the user may not want changed: asks the user first (unless approvals are
+    /// configured off).
+    pub needs_approval: bool,
+    /// The schema, compiled: every call's arguments are checked against it.
+    validator: Arc<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for SourceTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceTool")
+            .field("name", &self.name)
+            .field("read_only", &self.read_only)
+            .field("needs_approval", &self.needs_approval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SourceTool {
+    /// A tool; an error when its schema is not a valid JSON Schema of an object (the tool is then not offered:
+    /// a model cannot be told how to call it, and its calls could not be checked).
+    pub fn new(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        input_schema: Value,
+        read_only: bool,
+        needs_approval: bool,
+    ) -> Result<Self, String> {
+        let name = name.into();
+        let mut input_schema = input_schema;
+        match input_schema.as_object_mut() {
+            // Some endpoints refuse a schema without a root type (AGENTS-PROTOCOL.md §D); an object it must be.
+            Some(schema) if schema.get("type").is_none() => {
+                schema.insert("type".into(), Value::from("object"));
+            }
+            Some(schema) if schema.get("type") == Some(&Value::from("object")) => {}
+            _ => return Err(format!("the tool `{name}` does not take an object")),
+        }
+        let validator = jsonschema::validator_for(&input_schema)
+            .map_err(|error| format!("the tool `{name}` has an invalid input schema: {error}"))?;
+        Ok(Self {
+            name,
+            description: description.into(),
+            input_schema,
+            read_only,
+            needs_approval,
+            validator: Arc::new(validator),
+        })
+    }
+
+    /// Checks arguments against the schema: the first few problems, each with where it is.
+    pub fn validate(&self, input: &Value) -> Result<(), String> {
+        let problems: Vec<String> = self
+            .validator
+            .iter_errors(input)
+            .take(3)
+            .map(|error| {
+                let path = error.instance_path().to_string();
+                if path.is_empty() { error.to_string() } else { format!("{path}: {error}") }
+            })
+            .collect();
+        if problems.is_empty() { Ok(()) } else { Err(format!("invalid arguments: {}", problems.join("; "))) }
+    }
+}
+
+/// A source of tools: the user's own records, or one MCP server.
+pub trait ToolSource: Send + Sync {
+    /// The source's name: what `CHAT_TOOLS` lists, and the prefix of its tools' names (`genie__query`).
+    fn name(&self) -> &str;
+
+    /// Whether its tools are offered under their own names (the built-in ones) rather than prefixed.
+    fn unprefixed(&self) -> bool {
+        false
+    }
+
+    /// What kind of source it is (`records`, `mcp`), for `GET /api/config`.
+    fn kind(&self) -> &'static str;
+
+    /// Its tools now; none while it cannot be reached.
+    fn tools(&self) -> Arc<[SourceTool]>;
+
+    /// Why it cannot be used now, when it cannot.
+    fn problem(&self) -> Option<String> {
+        None
+    }
+
+    /// Calls one of its tools (by its own name) with checked arguments.
+    fn call<'a>(
+        &'a self,
+        tool: &'a SourceTool,
+        input: Value,
+        context: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Value, String>>;
 }

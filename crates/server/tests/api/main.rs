@@ -21,6 +21,7 @@ mod lakebase;
 mod limits;
 #[cfg(feature = "local-model")]
 mod local_model;
+mod mcp;
 mod messages;
 mod migrations;
 mod openapi;
@@ -30,4 +31,5 @@ mod request_limits;
 mod security;
 mod streams;
 mod titles;
+mod tools;
 mod turns;

@@ -519,7 +519,7 @@ async fn the_model_list_offers_the_default_first(_: PgPoolOptions, connect: PgCo
     assert_eq!(models.json["models"][0]["is_default"], true);
     assert_eq!(
         models.json["models"][1],
-        json!({"id": "other-model", "display_name": "Other Model", "is_default": false, "kind": "model"})
+        json!({"id": "other-model", "display_name": "Other Model", "is_default": false, "kind": "model", "tools": true})
     );
 }
 

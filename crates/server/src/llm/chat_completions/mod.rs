@@ -4,6 +4,7 @@
 //! the rest.
 
 mod parse;
+mod tool_calls;
 mod wire;
 
 use shared::{MessagePart, ToolState};
@@ -60,8 +61,8 @@ impl WireProtocol for ChatCompletions {
         serde_json::to_vec(&body).map_err(|_| ModelError::Protocol)
     }
 
-    fn parser(&self) -> ChunkParser {
-        ChunkParser::default()
+    fn parser(&self, request: &ModelRequest) -> ChunkParser {
+        ChunkParser::new(request.tools.iter().map(|tool| tool.name.clone()).collect())
     }
 }
 

@@ -2,6 +2,7 @@
 
 use shared::Usage;
 
+use super::tool_calls::{CallAssembler, TextCalls};
 use super::wire::{Chunk, Content, Delta};
 use crate::llm::think::{Segment, ThinkSplitter};
 use crate::llm::transport::{Parsed, StreamParser, classify_error};
@@ -11,6 +12,8 @@ use crate::llm::{ModelError, ModelEvent};
 #[derive(Debug, Default)]
 pub struct ChunkParser {
     think: ThinkSplitter,
+    calls: CallAssembler,
+    printed: TextCalls,
 }
 
 impl StreamParser for ChunkParser {
@@ -19,11 +22,37 @@ impl StreamParser for ChunkParser {
     }
 
     fn finish(&mut self) -> Vec<ModelEvent> {
-        self.think.finish().into_iter().map(segment_event).collect()
+        let mut events = Vec::new();
+        for segment in self.think.finish() {
+            self.segment(segment, &mut events);
+        }
+        self.end_calls(&mut events);
+        events
     }
 }
 
 impl ChunkParser {
+    /// A parser for an answer to a request that offered these tools (none: no calls printed as text are looked
+    /// for).
+    pub fn new(tools: Vec<String>) -> Self {
+        Self { printed: TextCalls::new(tools), ..Self::default() }
+    }
+
+    /// The calls of the step are complete (its finish reason, or the end of the stream): their arguments, and the
+    /// text held back as possible printed calls.
+    fn end_calls(&mut self, events: &mut Vec<ModelEvent>) {
+        match self.printed.finish() {
+            Ok(calls) => events.extend(calls.into_iter().map(ModelEvent::Content)),
+            Err(text) if !text.is_empty() => events.push(ModelEvent::text(text)),
+            Err(_) => {}
+        }
+        if !self.calls.is_empty() {
+            let mut out = Vec::new();
+            self.calls.finish(&mut out);
+            events.extend(out.into_iter().map(ModelEvent::Content));
+        }
+    }
+
     /// Parses one `data:` payload.
     fn parse_payload(&mut self, data: &str) -> Result<Parsed, ModelError> {
         let data = data.trim();
@@ -40,6 +69,10 @@ impl ChunkParser {
                 self.delta_events(delta, &mut events);
             }
             if let Some(reason) = choice.finish_reason {
+                for segment in self.think.finish() {
+                    self.segment(segment, &mut events);
+                }
+                self.end_calls(&mut events);
                 events.push(ModelEvent::Finished(Some(reason)));
             }
         }
@@ -80,19 +113,30 @@ impl ChunkParser {
             }
             None => {}
         }
+        if let Some(pieces) = delta.tool_calls.filter(|pieces| !pieces.is_empty()) {
+            let mut out = Vec::new();
+            self.calls.push(pieces, &mut out);
+            events.extend(out.into_iter().map(ModelEvent::Content));
+        }
     }
 
     fn text(&mut self, text: &str, events: &mut Vec<ModelEvent>) {
         if !text.is_empty() {
-            events.extend(self.think.push(text).into_iter().map(segment_event));
+            for segment in self.think.push(text) {
+                self.segment(segment, events);
+            }
         }
     }
-}
 
-fn segment_event(segment: Segment) -> ModelEvent {
-    match segment {
-        Segment::Text(text) => ModelEvent::text(text),
-        Segment::Reasoning(text) => ModelEvent::reasoning(text),
+    fn segment(&mut self, segment: Segment, events: &mut Vec<ModelEvent>) {
+        match segment {
+            Segment::Text(text) => {
+                if let Some(text) = self.printed.push(&text) {
+                    events.push(ModelEvent::text(text));
+                }
+            }
+            Segment::Reasoning(text) => events.push(ModelEvent::reasoning(text)),
+        }
     }
 }
 

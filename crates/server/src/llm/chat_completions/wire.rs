@@ -104,6 +104,30 @@ pub struct Delta {
     /// Ollama / OpenRouter.
     #[serde(default)]
     pub reasoning: Option<String>,
+    /// Pieces of tool calls (AGENTS-PROTOCOL.md §D): id and name on a call's first piece, `arguments` text after.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+/// A piece of a tool call, keyed by `index` (a whole call in a non-streaming `message`, where `index` may be absent).
+#[derive(Debug, Default, Deserialize)]
+pub struct ToolCallDelta {
+    #[serde(default)]
+    pub index: Option<usize>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub function: Option<FunctionDelta>,
+}
+
+/// A piece of a called function: its name (first piece) and more of its arguments' JSON text.
+#[derive(Debug, Default, Deserialize)]
+pub struct FunctionDelta {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Usually a string; some servers send the arguments as a JSON object.
+    #[serde(default)]
+    pub arguments: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

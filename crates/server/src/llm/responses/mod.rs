@@ -62,7 +62,7 @@ impl WireProtocol for Responses {
         HEADERS.to_vec()
     }
 
-    fn parser(&self) -> ResponsesParser {
+    fn parser(&self, _request: &ModelRequest) -> ResponsesParser {
         ResponsesParser::default()
     }
 }
@@ -110,14 +110,16 @@ fn input_items(messages: &[PromptMessage]) -> Vec<Value> {
                     .parts
                     .iter()
                     .filter_map(|part| match part {
-                        MessagePart::Data(data) if data.kind == APPROVAL_PART => Some(&data.data),
+                        MessagePart::Data(data) if data.kind == APPROVAL_PART && !ran_here(&data.data) => {
+                            Some(&data.data)
+                        }
                         _ => None,
                     })
                     .collect();
                 let awaited = |call_id: &str| approvals.iter().any(|a| a["toolCallId"].as_str() == Some(call_id));
                 for part in &message.parts {
                     match part {
-                        MessagePart::Data(data) if data.kind == APPROVAL_PART => {
+                        MessagePart::Data(data) if data.kind == APPROVAL_PART && !ran_here(&data.data) => {
                             items.extend(approval_items(&data.data));
                         }
                         MessagePart::Tool(tool) if awaited(&tool.tool_call_id) => {}
@@ -154,6 +156,12 @@ fn input_items(messages: &[PromptMessage]) -> Vec<Value> {
 
 /// The type of the part that holds an agent's approval request and the user's answer.
 pub const APPROVAL_PART: &str = "data-approval";
+
+/// Whether an approval was for a tool this server runs (it names the tool's `source`): its call goes back as a
+/// plain call with its result, not as an agent's approval request.
+pub fn ran_here(approval: &Value) -> bool {
+    approval.get("source").is_some_and(Value::is_string)
+}
 
 /// The type of the part that records the conversation id a long-running agent moved the chat to.
 pub const CONVERSATION_PART: &str = "data-conversation";
