@@ -20,6 +20,10 @@ pub struct ChatSummary {
     pub created_at: DateTime<Utc>,
     /// Last activity: creation, a new message or a rename.
     pub updated_at: DateTime<Utc>,
+    /// The sources of tools (`records`, MCP servers' names) the chat's model may use, as the user chose them;
+    /// absent: every source the server offers (`GET /api/config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
 }
 
 /// Body of `POST /api/chats`. Every field is optional.
@@ -47,12 +51,13 @@ pub struct CreateChatRequest {
     pub scope: Option<String>,
 }
 
-/// Body of `PATCH /api/chats/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Body of `PATCH /api/chats/{id}`: a new title, the chat's sources of tools, or both (at least one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChatRequest {
     /// New title, 1 to 200 characters after trimming, no control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "openapi",
         schema(
@@ -61,7 +66,10 @@ pub struct UpdateChatRequest {
             pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
         )
     )]
-    pub title: String,
+    pub title: Option<String>,
+    /// The sources of tools the chat's model may use (names from `GET /api/config` `tools`; empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
 }
 
 /// One page of `GET /api/chats`.

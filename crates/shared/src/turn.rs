@@ -38,6 +38,10 @@ pub struct ChatTurnRequest {
     /// Model to answer with; the server's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The sources of tools the chat's model may use from now on (names from `GET /api/config` `tools`; empty:
+    /// none); kept with the chat. Absent: the chat's choice stays (all sources for a new chat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
 }
 
 /// What started the request.

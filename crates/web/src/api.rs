@@ -97,7 +97,12 @@ pub async fn chat(id: Uuid) -> ApiResult<ChatSummary> {
 
 /// `PATCH /api/chats/{id}`: renames a chat.
 pub async fn rename_chat(id: Uuid, title: String) -> ApiResult<ChatSummary> {
-    send_json(Request::patch(&format!("/api/chats/{id}")), &UpdateChatRequest { title }).await
+    send_json(Request::patch(&format!("/api/chats/{id}")), &UpdateChatRequest { title: Some(title), tools: None }).await
+}
+
+/// `PATCH /api/chats/{id}`: chooses the sources of tools the chat's model may use.
+pub async fn set_chat_tools(id: Uuid, tools: Vec<String>) -> ApiResult<ChatSummary> {
+    send_json(Request::patch(&format!("/api/chats/{id}")), &UpdateChatRequest { title: None, tools: Some(tools) }).await
 }
 
 /// `DELETE /api/chats/{id}`.
@@ -115,8 +120,14 @@ pub async fn messages(id: Uuid, before: Option<&str>, limit: u32) -> ApiResult<M
     get(&url).await
 }
 
-/// `POST /api/chat` with a new user message: the answer's stream.
-pub async fn send_message(chat: Uuid, client_id: String, text: &str, model: Option<String>) -> ApiResult<ChatStream> {
+/// `POST /api/chat` with a new user message (and, for a new chat, its tool sources): the answer's stream.
+pub async fn send_message(
+    chat: Uuid,
+    client_id: String,
+    text: &str,
+    model: Option<String>,
+    tools: Option<Vec<String>>,
+) -> ApiResult<ChatStream> {
     let body = ChatTurnRequest {
         id: chat,
         messages: None,
@@ -124,6 +135,7 @@ pub async fn send_message(chat: Uuid, client_id: String, text: &str, model: Opti
         trigger: None,
         message_id: None,
         model,
+        tools,
     };
     open_stream(Request::post("/api/chat").json(&body)).await
 }
@@ -137,6 +149,7 @@ pub async fn regenerate(chat: Uuid, model: Option<String>) -> ApiResult<ChatStre
         trigger: Some(Trigger::RegenerateMessage),
         message_id: None,
         model,
+        tools: None,
     };
     open_stream(Request::post("/api/chat").json(&body)).await
 }

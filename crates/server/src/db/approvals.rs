@@ -27,6 +27,10 @@ pub struct AnswerWithApproval {
     pub created_at: DateTime<Utc>,
     /// The chat's last message position (an answer that is not the last one is history).
     pub chat_last_seq: i64,
+    /// Prompt tokens of the model calls so far.
+    pub input_tokens: Option<i64>,
+    /// Generated tokens of the model calls so far.
+    pub output_tokens: Option<i64>,
 }
 
 /// The newest answer of the chat holding the approval request `approval_id`. Read inside the transaction that
@@ -43,7 +47,8 @@ pub async fn find(
         r#"
         select m.message_id, m.seq, m.status, m.parts as "parts: Json<Vec<MessagePart>>", m.model, m.last_event_seq,
                m.created_at,
-               (select max(seq) from chat.messages where chat_id = $1) as "chat_last_seq!"
+               (select max(seq) from chat.messages where chat_id = $1) as "chat_last_seq!",
+               m.input_tokens, m.output_tokens
         from chat.messages m
         where m.chat_id = $1 and m.role = 'assistant' and m.parts @> $2
         order by m.seq desc

@@ -24,6 +24,8 @@ pub struct ChatRow {
     pub created_at: DateTime<Utc>,
     /// Last activity.
     pub updated_at: DateTime<Utc>,
+    /// The sources of tools the chat uses; `None`: all the server offers.
+    pub tool_sources: Option<Vec<String>>,
 }
 
 impl From<ChatRow> for ChatSummary {
@@ -35,6 +37,7 @@ impl From<ChatRow> for ChatSummary {
             scope: row.scope,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            tools: row.tool_sources,
         }
     }
 }
@@ -64,7 +67,7 @@ pub async fn insert_chat(
         insert into chat.chats (chat_id, owner_id, title, model, scope)
         values ($1, $2, $3, $4, $5)
         on conflict (chat_id) do nothing
-        returning chat_id, title, title_source, model, scope, created_at, updated_at
+        returning chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
         "#,
         chat_id,
         owner_id,
@@ -82,7 +85,7 @@ pub async fn fetch_chat(db: impl PgExecutor<'_>, owner_id: &str, chat_id: Uuid) 
         ChatRow,
         // language=PostgreSQL
         r#"
-        select chat_id, title, title_source, model, scope, created_at, updated_at
+        select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
         from chat.chats
         where chat_id = $1 and owner_id = $2
         "#,
@@ -106,11 +109,34 @@ pub async fn rename_chat(
         r#"
         update chat.chats set title = $3, title_source = 'user'
         where chat_id = $1 and owner_id = $2
-        returning chat_id, title, title_source, model, scope, created_at, updated_at
+        returning chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
         "#,
         chat_id,
         owner_id,
         title
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Sets the sources of tools a chat uses (`None`: all). Does not count as activity.
+pub async fn set_tool_sources(
+    db: impl PgExecutor<'_>,
+    owner_id: &str,
+    chat_id: Uuid,
+    sources: Option<&[String]>,
+) -> sqlx::Result<Option<ChatRow>> {
+    sqlx::query_as!(
+        ChatRow,
+        // language=PostgreSQL
+        r#"
+        update chat.chats set tool_sources = $3
+        where chat_id = $1 and owner_id = $2
+        returning chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
+        "#,
+        chat_id,
+        owner_id,
+        sources
     )
     .fetch_optional(db)
     .await
@@ -155,7 +181,7 @@ pub async fn list_chats(
                 ChatRow,
                 // language=PostgreSQL
                 r#"
-                select chat_id, title, title_source, model, scope, created_at, updated_at
+                select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
                 from chat.chats
                 where owner_id = $1 and (updated_at, chat_id) < ($2, $3)
                 order by updated_at desc, chat_id desc
@@ -174,7 +200,7 @@ pub async fn list_chats(
                 ChatRow,
                 // language=PostgreSQL
                 r#"
-                select chat_id, title, title_source, model, scope, created_at, updated_at
+                select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
                 from chat.chats
                 where owner_id = $1 and scope = $2 and (updated_at, chat_id) < ($3, $4)
                 order by updated_at desc, chat_id desc
@@ -216,7 +242,7 @@ async fn search_chats(
                        '''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''':*', ' & ')) as q
             from unnest(to_tsvector('simple', $2::text))
         )
-        select c.chat_id, c.title, c.title_source, c.model, c.scope, c.created_at, c.updated_at
+        select c.chat_id, c.title, c.title_source, c.model, c.scope, c.created_at, c.updated_at, c.tool_sources
         from chat.chats c, query
         where c.owner_id = $1
           and ($3::text is null or c.scope = $3)
@@ -265,6 +291,8 @@ pub struct LockedChat {
     pub title: String,
     /// Model last used.
     pub model: Option<String>,
+    /// The sources of tools it uses; `None`: all.
+    pub tool_sources: Option<Vec<String>>,
 }
 
 /// Locks the chat row, serialising turn starts on one chat across every process; `None` if the chat does not
@@ -274,7 +302,7 @@ pub async fn lock_chat(conn: &mut PgConnection, chat_id: Uuid) -> sqlx::Result<O
     sqlx::query_as!(
         LockedChat,
         // language=PostgreSQL
-        "select owner_id, title, model from chat.chats where chat_id = $1 for update",
+        "select owner_id, title, model, tool_sources from chat.chats where chat_id = $1 for update",
         chat_id
     )
     .fetch_optional(conn)

@@ -10,7 +10,7 @@
 use std::sync::atomic::Ordering;
 
 use serde_json::json;
-use shared::{Content, DataPart, MessagePart, MessageStatus, ModelKind, Role, StreamMetadata, UiChunk};
+use shared::{Content, DataPart, MessagePart, MessageStatus, ModelKind, Role, StreamMetadata, UiChunk, Usage};
 use uuid::Uuid;
 
 use super::history::build_prompt;
@@ -108,6 +108,10 @@ impl Engine {
         // reload shows the answered request even before the agent says more.
         let base = answer.last_event_seq.max(0) as u64;
         let mut log = TurnLog::continuing(&answer.parts.0, base);
+        log.set_prior_usage(
+            (answer.input_tokens.is_some() || answer.output_tokens.is_some())
+                .then_some(Usage { input_tokens: answer.input_tokens, output_tokens: answer.output_tokens }),
+        );
         log.push_control(UiChunk::Start {
             message_id: Some(answer.message_id.to_string()),
             message_metadata: Some(Box::new(StreamMetadata {
@@ -149,7 +153,12 @@ impl Engine {
         }
         let turn = LiveTurn::with_log(answer.message_id, chat_id, log);
         lock(&inner.live).insert(answer.message_id, turn.clone());
-        let context = ToolContext { owner_id: owner_id.to_owned(), chat_id, user_token: user_token.clone() };
+        let context = ToolContext {
+            owner_id: owner_id.to_owned(),
+            chat_id,
+            user_token: user_token.clone(),
+            sources: chat.tool_sources.clone(),
+        };
         let mut conversation = history.clone();
         conversation.insert(0, (Role::Assistant, parts));
         let request = ModelRequest {

@@ -63,7 +63,10 @@ pub(super) async fn finish(inner: Arc<Inner>, turn: Arc<LiveTurn>, outcome: Outc
     if let Some(message) = &error {
         terminal.push(UiChunk::Error { error_text: message.clone() });
     }
-    terminal.push(UiChunk::FinishStep);
+    // The last step's end, unless it ended already (an answer that stopped to wait for an approval).
+    if turn.read(|log| log.step_open()) {
+        terminal.push(UiChunk::FinishStep);
+    }
     if status == MessageStatus::Stopped {
         terminal.push(UiChunk::Abort);
     }

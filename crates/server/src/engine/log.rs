@@ -67,6 +67,10 @@ pub struct TurnLog {
     finished: bool,
     /// How far the agent's background run has reached, in the events logged so far (stored with them).
     upstream: Option<UpstreamRun>,
+    /// A step was started and not yet finished (its `finish-step` is still to come).
+    step_open: bool,
+    /// Token usage of the model calls the answer made before this log continued it (an approval's continuation).
+    prior_usage: Option<shared::Usage>,
 }
 
 impl TurnLog {
@@ -112,6 +116,8 @@ impl TurnLog {
     /// [`TurnLog::continuing`], and a text or reasoning part it ended in stays open, so the rest of it joins it.
     pub fn resuming(parts: &[MessagePart], base: u64) -> Self {
         let mut log = Self::continuing(parts, base);
+        // The agent's step goes on: its `finish-step` is still to come.
+        log.step_open = true;
         if let Some(last) = log.parts.len().checked_sub(1)
             && matches!(log.parts[last].body, Body::Text | Body::Reasoning)
         {
@@ -190,11 +196,28 @@ impl TurnLog {
             self.parts.push(Part { body: Body::Step, text: String::new(), stored: 0 });
         }
         self.push_control(UiChunk::StartStep);
+        self.step_open = true;
+    }
+
+    /// Records the usage of the model calls made before this log continued the answer.
+    pub fn set_prior_usage(&mut self, usage: Option<shared::Usage>) {
+        self.prior_usage = usage;
+    }
+
+    /// The usage of the model calls made before this log continued the answer.
+    pub fn prior_usage(&self) -> Option<shared::Usage> {
+        self.prior_usage
+    }
+
+    /// Whether a step was started and not finished.
+    pub fn step_open(&self) -> bool {
+        self.step_open
     }
 
     /// Ends a model step: closes the open part and appends `finish-step`.
     pub fn finish_step(&mut self) {
         self.close_part();
+        self.step_open = false;
         self.push_control(UiChunk::FinishStep);
     }
 

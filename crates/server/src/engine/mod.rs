@@ -205,6 +205,20 @@ impl Engine {
         self.inner.tools.sources()
     }
 
+    /// A chat's choice of tool sources, checked: each a source this server has (one that is down counts: it may
+    /// come back), each once, in the server's order.
+    pub fn check_tool_sources(&self, names: Vec<String>) -> Result<Vec<String>, ApiError> {
+        let known: Vec<String> = self.inner.tools.sources().into_iter().map(|source| source.name).collect();
+        if let Some(unknown) = names.iter().find(|name| !known.contains(name)) {
+            let offered = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+            let unknown: String = unknown.chars().take(64).collect();
+            return Err(ApiError::bad_request(format!(
+                "`{unknown}` is not a source of tools here; the sources are: {offered}"
+            )));
+        }
+        Ok(known.into_iter().filter(|name| names.contains(name)).collect())
+    }
+
     /// The models users may pick.
     pub async fn catalog(&self) -> Arc<ModelCatalog> {
         self.inner.models.catalog().await

@@ -33,6 +33,8 @@ pub struct TurnInput {
     pub model: Option<String>,
     /// The signed-in user's own token for the model calls (`MODEL_AUTH=user`); `None`: the app's identity.
     pub user_token: Option<SecretString>,
+    /// The sources of tools the chat uses from now on (checked names); `None`: the chat's choice stays.
+    pub tools: Option<Vec<String>>,
 }
 
 /// A started (or, for an idempotent retry, already existing) turn.
@@ -58,6 +60,8 @@ struct Stored {
     assistant_seq: i64,
     created_at: DateTime<Utc>,
     title: String,
+    /// The sources of tools the chat uses (`None`: all).
+    tool_sources: Option<Vec<String>>,
     history: Vec<(Role, Vec<MessagePart>)>,
     /// The user's place among their running answers, held until the answer ends.
     slot: TurnSlot,
@@ -111,7 +115,12 @@ impl Engine {
             log.start_step();
         });
         lock(&inner.live).insert(stored.answer_id, turn.clone());
-        let context = ToolContext { owner_id: owner_id.to_owned(), chat_id, user_token: input.user_token.clone() };
+        let context = ToolContext {
+            owner_id: owner_id.to_owned(),
+            chat_id,
+            user_token: input.user_token.clone(),
+            sources: stored.tool_sources.clone(),
+        };
         let request = ModelRequest {
             model: stored.model.id.clone(),
             protocol: stored.model.protocol,
@@ -170,7 +179,7 @@ impl Engine {
             None => self.resolve_model(&catalog, None, None)?,
         };
         let created = chats::insert_chat(&mut *tx, chat_id, owner_id, &derived, Some(&initial_model.id), None).await?;
-        let chat = chats::lock_chat(&mut tx, chat_id)
+        let mut chat = chats::lock_chat(&mut tx, chat_id)
             .await?
             .filter(|c| c.owner_id == owner_id)
             .ok_or(ApiError::NotFound("chat"))?;
@@ -195,6 +204,11 @@ impl Engine {
             Some(model) => model,
             None => self.resolve_model(&catalog, None, chat.model.as_deref())?,
         };
+
+        if let Some(sources) = &input.tools {
+            chats::set_tool_sources(&mut *tx, owner_id, chat_id, Some(sources)).await?;
+            chat.tool_sources = Some(sources.clone());
+        }
 
         let answer_id = Uuid::now_v7();
         let (user_message_id, user_text, parts) = match &input.text {
@@ -249,6 +263,7 @@ impl Engine {
             created_at,
             title_model,
             title: chat.title,
+            tool_sources: chat.tool_sources,
             history,
             slot,
         })))

@@ -47,8 +47,10 @@ pub(super) async fn run(
     // The futures of what happens rarely (a step boundary, the end) are boxed when they happen, so the turn's task
     // holds only the streaming step while the answer streams: every running turn's memory is this task's size.
     let boundary = || Box::pin(checkpoint::write_now(&inner, &turn));
-    let (outcome, report) =
+    let (outcome, mut report) =
         run_steps(&turn, model.as_ref(), inner.tools.as_ref(), inner.tool_limits, request, &context, boundary).await;
+    // A continued answer's usage counts the model calls made before it went on.
+    report.usage = add_usage(turn.read(|log| log.prior_usage()), report.usage);
     Box::pin(finish::finish(inner.clone(), turn.clone(), outcome, report)).await;
 }
 

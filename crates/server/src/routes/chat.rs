@@ -58,9 +58,10 @@ pub async fn post_chat(
         Trigger::RegenerateMessage => (None, None),
     };
     let user_token = model_user_token(&state, &user)?;
+    let tools = body.tools.map(|names| state.engine.check_tool_sources(names)).transpose()?;
     let started = state
         .engine
-        .start_turn(&user.id, body.id, TurnInput { text, client_id, model: body.model, user_token })
+        .start_turn(&user.id, body.id, TurnInput { text, client_id, model: body.model, user_token, tools })
         .await?;
     if prefers_async(&headers) {
         let accepted = TurnAccepted {

@@ -99,7 +99,7 @@ pub async fn get_chat(
     Ok(AppJson(row.into()))
 }
 
-/// Renames one of the caller's chats.
+/// Renames one of the caller's chats, or chooses the sources of tools its model may use.
 #[utoipa::path(patch, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
     request_body = UpdateChatRequest,
     responses(
@@ -111,10 +111,26 @@ pub async fn update_chat(
     AppPath(id): AppPath<Uuid>,
     AppJson(request): AppJson<UpdateChatRequest>,
 ) -> ApiResult<AppJson<ChatSummary>> {
-    let title = validate::title(&request.title)?;
-    let row = chats::rename_chat(&state.db, &user.id, id, &title).await?.ok_or(ApiError::NotFound("chat"))?;
-    tracing::info!(chat.id = %id, "renamed chat");
-    Ok(AppJson(row.into()))
+    if request.title.is_none() && request.tools.is_none() {
+        return Err(ApiError::bad_request("nothing to change: send `title`, `tools` or both"));
+    }
+    let title = request.title.as_deref().map(validate::title).transpose()?;
+    let tools = request.tools.map(|names| state.engine.check_tool_sources(names)).transpose()?;
+    // Both in one transaction: a request that changes both changes both or neither.
+    let mut tx = state.db.begin().await?;
+    let mut row = None;
+    if let Some(title) = &title {
+        row = Some(chats::rename_chat(&mut *tx, &user.id, id, title).await?.ok_or(ApiError::NotFound("chat"))?);
+        tracing::info!(chat.id = %id, "renamed chat");
+    }
+    if let Some(tools) = &tools {
+        row = Some(
+            chats::set_tool_sources(&mut *tx, &user.id, id, Some(tools)).await?.ok_or(ApiError::NotFound("chat"))?,
+        );
+        tracing::info!(chat.id = %id, sources = ?tools, "chose the chat's tool sources");
+    }
+    tx.commit().await?;
+    Ok(AppJson(row.ok_or(ApiError::NotFound("chat"))?.into()))
 }
 
 /// Deletes one of the caller's chats with all its messages.

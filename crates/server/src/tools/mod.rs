@@ -35,12 +35,19 @@ pub struct ToolContext {
     /// The user's Databricks token, when models are called on the user's behalf (`MODEL_AUTH=user`): workspace
     /// tools (managed MCP) are then called with it, so Unity Catalog permissions apply per user.
     pub user_token: Option<SecretString>,
+    /// The sources of tools the chat uses (the user's choice for it); `None`: every source.
+    pub sources: Option<Vec<String>>,
 }
 
 impl ToolContext {
-    /// A context without a user token.
+    /// A context without a user token, with every source.
     pub fn new(owner_id: impl Into<String>, chat_id: uuid::Uuid) -> Self {
-        Self { owner_id: owner_id.into(), chat_id, user_token: None }
+        Self { owner_id: owner_id.into(), chat_id, user_token: None, sources: None }
+    }
+
+    /// Whether the chat uses this source.
+    pub fn uses(&self, source: &str) -> bool {
+        self.sources.as_ref().is_none_or(|sources| sources.iter().any(|name| name == source))
     }
 }
 
@@ -121,7 +128,23 @@ pub struct SourceTool {
     /// configured off).
     pub needs_approval: bool,
     /// The schema, compiled: every call's arguments are checked against it.
-    validator: Arc<jsonschema::Validator>,
+    validator: Arc<Validator>,
+}
+
+/// A compiled schema.
+struct Validator {
+    schemas: boon::Schemas,
+    index: boon::SchemaIndex,
+}
+
+/// Where a schema's `$ref`s may lead: nowhere outside the schema. A tool's schema comes from the model's side of
+/// the world (an MCP server): it must not make this server read a file or fetch a URL.
+struct NoLoader;
+
+impl boon::UrlLoader for NoLoader {
+    fn load(&self, url: &str) -> Result<Value, Box<dyn std::error::Error>> {
+        Err(format!("a tool's schema may not refer to {url}").into())
+    }
 }
 
 impl std::fmt::Debug for SourceTool {
@@ -154,8 +177,15 @@ impl SourceTool {
             Some(schema) if schema.get("type") == Some(&Value::from("object")) => {}
             _ => return Err(format!("the tool `{name}` does not take an object")),
         }
-        let validator = jsonschema::validator_for(&input_schema)
-            .map_err(|error| format!("the tool `{name}` has an invalid input schema: {error}"))?;
+        let invalid = |error: boon::CompileError| format!("the tool `{name}` has an invalid input schema: {error}");
+        let mut compiler = boon::Compiler::new();
+        compiler.use_loader(Box::new(NoLoader));
+        compiler.set_default_draft(boon::Draft::V2020_12);
+        let location = "urn:tool-input";
+        compiler.add_resource(location, input_schema.clone()).map_err(invalid)?;
+        let mut schemas = boon::Schemas::new();
+        let index = compiler.compile(location, &mut schemas).map_err(invalid)?;
+        let validator = Validator { schemas, index };
         Ok(Self {
             name,
             description: description.into(),
@@ -168,16 +198,25 @@ impl SourceTool {
 
     /// Checks arguments against the schema: the first few problems, each with where it is.
     pub fn validate(&self, input: &Value) -> Result<(), String> {
-        let problems: Vec<String> = self
-            .validator
-            .iter_errors(input)
-            .take(3)
-            .map(|error| {
-                let path = error.instance_path().to_string();
-                if path.is_empty() { error.to_string() } else { format!("{path}: {error}") }
-            })
-            .collect();
-        if problems.is_empty() { Ok(()) } else { Err(format!("invalid arguments: {}", problems.join("; "))) }
+        let Validator { schemas, index } = self.validator.as_ref();
+        let Err(error) = schemas.validate(input, *index) else { return Ok(()) };
+        let mut problems = Vec::new();
+        leaf_problems(&error, &mut problems);
+        Err(format!("invalid arguments: {}", problems.join("; ")))
+    }
+}
+
+/// The innermost problems of a validation error (at most three), each with where it is in the arguments.
+fn leaf_problems(error: &boon::ValidationError<'_, '_>, problems: &mut Vec<String>) {
+    if problems.len() >= 3 {
+        return;
+    }
+    if error.causes.is_empty() {
+        let at = error.instance_location.to_string();
+        problems.push(if at.is_empty() { error.kind.to_string() } else { format!("{at}: {}", error.kind) });
+    }
+    for cause in &error.causes {
+        leaf_problems(cause, problems);
     }
 }
 

@@ -45,10 +45,11 @@ impl Toolbox {
         Self { sources, settings }
     }
 
-    /// Every tool offered now, under the name it is offered as; the first of two tools with the same name wins.
-    fn offered(&self) -> Vec<(String, Arc<dyn ToolSource>, SourceTool)> {
+    /// Every tool offered now in a chat, under the name it is offered as; the first of two tools with the same name
+    /// wins.
+    fn offered(&self, context: &ToolContext) -> Vec<(String, Arc<dyn ToolSource>, SourceTool)> {
         let mut offered: Vec<(String, Arc<dyn ToolSource>, SourceTool)> = Vec::new();
-        for source in &self.sources {
+        for source in self.sources.iter().filter(|source| context.uses(source.name())) {
             let prefix = (!source.unprefixed()).then(|| source.name());
             for tool in source.tools().iter() {
                 if self.settings.read_only && !tool.read_only {
@@ -64,22 +65,30 @@ impl Toolbox {
         offered
     }
 
-    fn find(&self, name: &str) -> Option<(Arc<dyn ToolSource>, SourceTool)> {
-        self.offered().into_iter().find(|(offered, _, _)| offered == name).map(|(_, source, tool)| (source, tool))
+    fn find(&self, name: &str, context: &ToolContext) -> Option<(Arc<dyn ToolSource>, SourceTool)> {
+        self.offered(context)
+            .into_iter()
+            .find(|(offered, _, _)| offered == name)
+            .map(|(_, source, tool)| (source, tool))
     }
 
     /// Whether a tool of this name exists but is not offered (a write in read-only mode).
     fn held_back(&self, name: &str) -> bool {
-        self.sources.iter().any(|source| {
-            let prefix = (!source.unprefixed()).then(|| source.name());
-            source.tools().iter().any(|tool| wire_name(prefix, &tool.name) == name)
-        })
+        self.read_only_hides(name)
+    }
+
+    fn read_only_hides(&self, name: &str) -> bool {
+        self.settings.read_only
+            && self.sources.iter().any(|source| {
+                let prefix = (!source.unprefixed()).then(|| source.name());
+                source.tools().iter().any(|tool| wire_name(prefix, &tool.name) == name)
+            })
     }
 }
 
 impl ToolRunner for Toolbox {
-    fn definitions(&self, _context: &ToolContext) -> Vec<ToolDefinition> {
-        self.offered()
+    fn definitions(&self, context: &ToolContext) -> Vec<ToolDefinition> {
+        self.offered(context)
             .into_iter()
             .map(|(name, _, tool)| ToolDefinition {
                 name,
@@ -89,8 +98,8 @@ impl ToolRunner for Toolbox {
             .collect()
     }
 
-    fn check(&self, call: &ToolCall, _context: &ToolContext) -> Result<Checked, String> {
-        let Some((_, tool)) = self.find(&call.name) else {
+    fn check(&self, call: &ToolCall, context: &ToolContext) -> Result<Checked, String> {
+        let Some((_, tool)) = self.find(&call.name, context) else {
             return Err(if self.held_back(&call.name) {
                 format!("`{}` changes data, and tools are read-only here", call.name)
             } else {
@@ -109,7 +118,7 @@ impl ToolRunner for Toolbox {
     fn run<'a>(&'a self, call: &'a ToolCall, context: &'a ToolContext) -> BoxFuture<'a, Result<Value, String>> {
         Box::pin(async move {
             let (source, tool) =
-                self.find(&call.name).ok_or_else(|| format!("there is no tool named `{}`", call.name))?;
+                self.find(&call.name, context).ok_or_else(|| format!("there is no tool named `{}`", call.name))?;
             // Checked again: the call may have waited for an approval while the tool's schema changed.
             tool.validate(&call.input)?;
             let timeout = self.settings.timeout;
@@ -127,7 +136,7 @@ impl ToolRunner for Toolbox {
     }
 
     fn source_of(&self, tool_name: &str) -> Option<String> {
-        self.find(tool_name).map(|(source, _)| source.name().to_owned())
+        self.find(tool_name, &ToolContext::new("", uuid::Uuid::nil())).map(|(source, _)| source.name().to_owned())
     }
 
     fn sources(&self) -> Vec<shared::ToolSourceInfo> {

@@ -261,6 +261,11 @@ async fn an_allowed_write_runs_and_the_model_goes_on_in_the_same_message(_: PgPo
     assert_eq!(calls[1].state, ToolState::OutputAvailable);
     assert_eq!(calls[1].output, Some(json!({"deleted": target.id})));
     assert!(shared::text_of(&after[1].parts).starts_with("Results: "));
+    assert_eq!(after[1].metadata.usage.and_then(|u| u.input_tokens), Some(20), "both model calls count");
+    let finish_steps = |s: &Streamed| s.chunks().iter().filter(|c| matches!(c, shared::UiChunk::FinishStep)).count();
+    let start_steps = |s: &Streamed| s.chunks().iter().filter(|c| matches!(c, shared::UiChunk::StartStep)).count();
+    assert_eq!((start_steps(&first), finish_steps(&first)), (1, 1), "a step ends once");
+    assert_eq!(start_steps(&allowed), finish_steps(&allowed));
     assert!(first.ids().last() < allowed.ids().first(), "the continuation's events follow the first ones");
     // The stream of the first turn plus the continuation is the stored answer.
     let mut live = Answer::default();
@@ -574,4 +579,53 @@ async fn an_mcp_server_that_is_down_offers_no_tools_and_turns_go_on(_: PgPoolOpt
     assert_eq!(turn.final_status(), Some(MessageStatus::Complete), "{}", turn.raw);
     let offered = model_requests(&app)[0]["tools"].to_string();
     assert!(!offered.contains("genie__") && offered.contains("list_chats"), "{offered}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn each_chat_chooses_its_tool_sources(_: PgPoolOptions, connect: PgConnectOptions) {
+    // Arrange
+    let app = mcp_app(connect, &[], false).await;
+    let chat_id = Uuid::new_v4();
+
+    // Act: the first message chooses Genie only.
+    let request = app
+        .request(Some(ALICE), Method::POST, "/api/chat")
+        .json(&json!({"id": chat_id, "message": "Hi", "tools": ["genie"]}));
+    let first = app.read_stream(request).await;
+
+    // Assert
+    assert_eq!(first.final_status(), Some(MessageStatus::Complete), "{}", first.raw);
+    let offered = model_requests(&app)[0]["tools"].to_string();
+    assert!(offered.contains("genie__lookup") && !offered.contains("list_chats"), "{offered}");
+    let chat = app.get(ALICE, &format!("/api/chats/{chat_id}")).await.json;
+    assert_eq!(chat["tools"], json!(["genie"]));
+
+    // The choice stays with the chat; a call to a tool of a source it left out is no tool.
+    let second = app.post_chat(ALICE, json!({"id": chat_id, "message": "List [[fake call=list_chats]]"})).await;
+    assert_eq!(second.final_status(), Some(MessageStatus::Complete));
+    let call = &tools(&messages(&app, ALICE, chat_id).await[3].parts)[0];
+    assert_eq!(call.error_text.as_deref(), Some("there is no tool named `list_chats`"));
+
+    // PATCH changes it; none at all sends no tools; unknown names are refused and change nothing.
+    let none = app.json(ALICE, Method::PATCH, &format!("/api/chats/{chat_id}"), json!({"tools": []})).await;
+    assert_eq!((none.status, none.json["tools"].clone()), (StatusCode::OK, json!([])));
+    app.post_chat(ALICE, json!({"id": chat_id, "message": "Plain"})).await;
+    let sent = model_requests(&app).last().cloned().expect("a request");
+    assert!(sent.get("tools").is_none(), "{sent}");
+    let unknown = app.json(ALICE, Method::PATCH, &format!("/api/chats/{chat_id}"), json!({"tools": ["shell"]})).await;
+    unknown.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(
+        unknown.json["error"]["message"].as_str().is_some_and(|m| m.contains("records, genie")),
+        "{}",
+        unknown.json
+    );
+    let empty = app.json(ALICE, Method::PATCH, &format!("/api/chats/{chat_id}"), json!({})).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let bob = app.json(BOB, Method::PATCH, &format!("/api/chats/{chat_id}"), json!({"tools": ["records"]})).await;
+    assert_eq!(bob.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(ALICE, &format!("/api/chats/{chat_id}")).await.json["tools"], json!([]));
+    let refused = app
+        .json(ALICE, Method::POST, "/api/chat", json!({"id": Uuid::new_v4(), "message": "x", "tools": ["nope"]}))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
 }

@@ -166,7 +166,7 @@ fn approval_html(approval: &Approval, can_answer: bool, message: &str, answer: &
     format!(
         "<section class=\"approval\" data-testid=\"approval\" data-approval=\"{id}\" data-message=\"{message}\" \
          aria-label=\"Approval needed: {title}\" aria-busy=\"{busy}\">\
-         <p class=\"approval-title\">The agent wants to run <strong title=\"{name}\">{title}</strong>{server}</p>{args}\
+         <p class=\"approval-title\">Approval needed to run <strong title=\"{name}\">{title}</strong>{server}</p>{args}\
          <div class=\"approval-actions\"><button type=\"button\" class=\"button primary small\" data-action=\"approve\" \
          data-testid=\"approve\">Allow</button><button type=\"button\" class=\"button small\" data-action=\"deny\" \
          data-testid=\"deny\">Deny</button></div>\

@@ -9,6 +9,7 @@ use super::composer::Composer;
 use super::empty_state::EmptyState;
 use super::icons::{Icon, Svg};
 use super::message::{AnswerView, UserMessage};
+use super::tools_menu::ToolsMenu;
 use crate::context::AppCtx;
 use crate::route::Route;
 use crate::state::session::{Entry, Session};
@@ -35,6 +36,9 @@ pub fn ChatView(
             }
         });
     }
+    // A new chat's choice of tool sources, until its first message creates it.
+    let new_tools = RwSignal::new(None::<Vec<String>>);
+    let tools = session.map_or(new_tools, |session| session.tools);
     let send = Callback::new(move |text: String| {
         let model = ctx.model.get_untracked();
         match session {
@@ -43,6 +47,7 @@ pub fn ChatView(
                 // The chat is created by its first message; its id is chosen here so the URL can change at once.
                 let id = Uuid::new_v4();
                 let session = ctx.sessions.get(id, false);
+                session.tools.set(new_tools.get_untracked());
                 ctx.route.navigate(Route::Chat(id), false);
                 session.send(text, model);
             }
@@ -59,6 +64,7 @@ pub fn ChatView(
             None => view! { <EmptyState on_pick=send/> }.into_any(),
             Some(session) => view! { <Messages session=session/> }.into_any(),
         }}
+        <ToolsMenu session=session chosen=tools/>
         <Composer on_send=send on_stop=stop busy=busy/>
     }
 }

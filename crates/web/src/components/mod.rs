@@ -10,4 +10,5 @@ pub mod empty_state;
 pub mod icons;
 pub mod message;
 pub mod sidebar;
+pub mod tools_menu;
 pub mod topbar;

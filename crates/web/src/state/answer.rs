@@ -105,6 +105,14 @@ impl AnswerState {
         self.status == MessageStatus::Streaming
     }
 
+    /// Whether a built-in tool created, renamed or deleted a chat in this answer (the sidebar must learn it).
+    pub fn changed_chats(&self) -> bool {
+        self.answer.parts.iter().any(|part| {
+            matches!(part, MessagePart::Tool(tool) if tool.state == shared::ToolState::OutputAvailable
+                && matches!(tool.tool_name.as_str(), "create_chat" | "rename_chat" | "delete_chat"))
+        })
+    }
+
     /// The answer text so far (stretches of text with something else between them a paragraph apart).
     pub fn text(&self) -> String {
         let mut all = String::new();

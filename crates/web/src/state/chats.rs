@@ -201,6 +201,7 @@ mod tests {
             scope: None,
             created_at: at(updated),
             updated_at: at(updated),
+            tools: None,
         }
     }
 

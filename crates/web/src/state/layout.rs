@@ -287,6 +287,7 @@ impl<'a> Approval<'a> {
             ("approved", _) => "Allowed".to_owned(),
             ("denied", Some(reason)) => format!("Denied: {reason}"),
             ("denied", None) => "Denied".to_owned(),
+            ("expired", _) => "Expired: not run".to_owned(),
             (other, _) => other.to_owned(),
         }
     }

@@ -22,6 +22,12 @@ const RECONNECT_ATTEMPTS: u32 = 6;
 /// Messages per page of history.
 const HISTORY_PAGE: u32 = 50;
 
+/// The sources of tools chosen after turning `name` on or off, in the server's order (`all`); `chosen` `None`: all.
+pub fn toggled(chosen: Option<&[String]>, name: &str, all: &[String]) -> Vec<String> {
+    let on = |n: &String| chosen.is_none_or(|list| list.contains(n));
+    all.iter().filter(|n| if *n == name { !on(n) } else { on(n) }).cloned().collect()
+}
+
 /// One message on screen, its answer in a signal of its own.
 pub type Entry = super::thread::Entry<RwSignal<AnswerState>>;
 
@@ -51,6 +57,8 @@ pub struct Session {
     pub title: RwSignal<Option<String>>,
     /// The model or agent the chat last spoke to, once loaded (the picker follows it).
     pub model: RwSignal<Option<String>>,
+    /// The sources of tools the chat uses (`None`: all).
+    pub tools: RwSignal<Option<Vec<String>>>,
     deps: SessionDeps,
     /// The app's owner: signals made later (new answers) must outlive whichever view triggered them.
     owner: StoredValue<Owner>,
@@ -76,6 +84,7 @@ impl Session {
             notice: RwSignal::new(None),
             title: RwSignal::new(None),
             model: RwSignal::new(None),
+            tools: RwSignal::new(None),
             deps,
             owner: StoredValue::new(owner),
             loaded: StoredValue::new(false),
@@ -117,6 +126,7 @@ impl Session {
                     if let Ok(chat) = chat {
                         self.title.set(Some(chat.title));
                         self.model.set(chat.model);
+                        self.tools.set(chat.tools);
                     }
                     if let Some(answer) = streaming.flatten() {
                         self.busy.set(true);
@@ -164,8 +174,21 @@ impl Session {
         let client_id = Uuid::new_v4().to_string();
         let answer = self.signal(AnswerState::streaming());
         self.thread.update(|thread| thread.send(&client_id, text.clone(), answer));
-        let chat_id = self.chat_id;
-        self.start(answer, async move { api::send_message(chat_id, client_id, &text, model).await });
+        let (chat_id, tools) = (self.chat_id, self.tools.get_untracked());
+        self.start(answer, async move { api::send_message(chat_id, client_id, &text, model, tools).await });
+    }
+
+    /// Chooses the chat's sources of tools.
+    pub fn set_tools(self, chosen: Vec<String>) {
+        self.tools.set(Some(chosen.clone()));
+        // A chat that does not exist yet takes the choice with its first message.
+        if self.loaded.get_value() && !self.thread.with_untracked(Thread::is_empty) {
+            spawn_local(async move {
+                if let Err(error) = api::set_chat_tools(self.chat_id, chosen).await {
+                    self.notice.set(Some(error.message()));
+                }
+            });
+        }
     }
 
     /// Answers the last message again, replacing the last answer (also the retry of a failed answer).
@@ -254,6 +277,9 @@ impl Session {
                 Some(Signal::Finished(_)) => {
                     self.busy.set(false);
                     self.touch_in_list();
+                    if answer.with_untracked(AnswerState::changed_chats) {
+                        self.deps.chat_list.reload();
+                    }
                     return true;
                 }
                 None => {}
@@ -330,6 +356,7 @@ impl Session {
                     scope: None,
                     created_at: now,
                     updated_at: now,
+                    tools: None,
                 });
             }
         });
@@ -388,5 +415,21 @@ impl Sessions {
         self.map.update_value(|map| {
             map.remove(&chat_id);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::toggled;
+
+    #[test]
+    fn turning_a_source_off_and_on_keeps_the_servers_order() {
+        let all = ["records".to_owned(), "genie".to_owned(), "uc".to_owned()];
+        assert_eq!(toggled(None, "genie", &all), ["records", "uc"]);
+        let chosen = ["uc".to_owned()];
+        assert_eq!(toggled(Some(&chosen), "records", &all), ["records", "uc"]);
+        assert_eq!(toggled(Some(&chosen), "uc", &all), Vec::<String>::new());
+        let gone = ["old".to_owned(), "uc".to_owned()];
+        assert_eq!(toggled(Some(&gone), "genie", &all), ["genie", "uc"], "sources the server dropped fall away");
     }
 }
