@@ -139,3 +139,42 @@ test('deleting another chat waits for approval across a reload, then runs and th
   await after();
   assert.deepEqual(page.errors, []);
 });
+
+test('the tools menu turns a source off for the chat, and its tools are no longer offered', async () => {
+  const email = 'tools-menu@example.com';
+  const page = await pageFor(browser, stack.url, email);
+  await openApp(page);
+  const menu = page.getByTestId('tools-menu');
+  await menu.waitFor();
+  assert.match(await menu.locator('summary').innerText(), /Tools 1\/1/);
+  await menu.locator('summary').click();
+  const records = menu.locator('input[data-source="records"]');
+  assert.equal(await records.isChecked(), true);
+  await records.click();
+  await page.waitForFunction(() => /Tools 0\/1/.test(document.querySelector('[data-testid="tools-menu"] summary')?.textContent ?? ''));
+
+  // The new chat takes the choice with its first message: a call of a records tool is then no tool at all.
+  await send(page, 'List them [[fake call=list_chats]]');
+  await waitForStatus(page, 'complete');
+  const chatId = new URL(page.url()).pathname.split('/').pop();
+  const headers = { 'x-forwarded-email': email };
+  const chat = await (await fetch(`${stack.url}/api/chats/${chatId}`, { headers })).json();
+  assert.deepEqual(chat.tools, []);
+  const page1 = await (await fetch(`${stack.url}/api/chats/${chatId}/messages`, { headers })).json();
+  const call = page1.messages.at(-1).parts.find((part) => part.type === 'dynamic-tool');
+  assert.equal(call.state, 'output-error');
+  assert.match(call.errorText, /no tool named `list_chats`/);
+  assert.equal(await lastAnswer(page).getByTestId('tool-call').first().getAttribute('data-status'), 'failed');
+
+  // Turned on again in the existing chat, the choice is saved at once.
+  if ((await menu.getAttribute('open')) === null) await menu.locator('summary').click();
+  await menu.locator('input[data-source="records"]').check();
+  await page.waitForFunction(async ([url, id, who]) => {
+    const response = await fetch(`${url}/api/chats/${id}`, { headers: { 'x-forwarded-email': who } });
+    return (await response.json()).tools?.includes('records');
+  }, [stack.url, chatId, email]);
+  await page.reload();
+  await page.getByTestId('tools-menu').waitFor();
+  assert.match(await page.getByTestId('tools-menu').locator('summary').innerText(), /Tools 1\/1/);
+  assert.deepEqual(page.errors, []);
+});
