@@ -1,6 +1,7 @@
 //! OpenAI-compatible chat completions, as Databricks Model Serving answers them.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -20,6 +21,7 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received_micros = TIMINGS_ON.load(Ordering::Relaxed).then(crate::clock::micros);
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error_response(StatusCode::BAD_REQUEST, "request body is not JSON");
     };
@@ -71,13 +73,57 @@ pub async fn chat_completions(
         return complete_response(&scenario, &model).await;
     }
     let (outcomes, path) = (state.clone(), uri.path().to_owned());
-    let body = crate::agents::frames::watched(sse_stream(scenario.clone(), model), move |end| {
+    let stream = timed(sse_stream(scenario.clone(), model), received_micros.map(|at| (at, user_text)));
+    let body = crate::agents::frames::watched(stream, move |end| {
         outcomes.agents().record_outcome(crate::agents::StreamOutcome { path, conversation_id: None, end });
     });
     let mut response = Response::new(Body::from_stream(body));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     add_headers(&mut response, &scenario);
     response
+}
+
+/// When the fake received a streamed chat-completions request and when it sent the end of its answer, in
+/// microseconds of [`crate::clock::micros`]. A benchmark running the fake in its own process pairs a tool round's
+/// two model calls by their user text and measures the server's time between them (`loadtest tool-round`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestTiming {
+    /// Text of the request's last user message.
+    pub user_text: String,
+    /// When the handler got the whole request.
+    pub received_micros: u64,
+    /// When the stream's last piece (`[DONE]`) had been handed to the connection.
+    pub ended_micros: u64,
+}
+
+/// Whether streamed answers are timed (off unless a benchmark asks: tests pay nothing).
+static TIMINGS_ON: AtomicBool = AtomicBool::new(false);
+/// Timings of the streams that ended since the last [`take_timings`]. Process-wide rather than in the fake's state,
+/// so the timing needs no change to the state or the routes.
+static TIMINGS: Mutex<Vec<RequestTiming>> = Mutex::new(Vec::new());
+
+/// Starts or stops timing streamed answers ([`RequestTiming`]) in this process.
+pub fn record_timings(on: bool) {
+    TIMINGS_ON.store(on, Ordering::Relaxed);
+}
+
+/// The timings recorded since the last call, oldest end first; clears them.
+pub fn take_timings() -> Vec<RequestTiming> {
+    std::mem::take(&mut *TIMINGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+}
+
+/// The body, recording a [`RequestTiming`] once it has yielded its last piece (when `timing` is given).
+fn timed(
+    body: impl futures::Stream<Item = Result<Bytes, std::io::Error>>,
+    timing: Option<(u64, String)>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let end = futures::stream::once(async move {
+        if let Some((received_micros, user_text)) = timing {
+            let timing = RequestTiming { user_text, received_micros, ended_micros: crate::clock::micros() };
+            TIMINGS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(timing);
+        }
+    });
+    body.chain(end.filter_map(|()| futures::future::ready(None)))
 }
 
 fn add_headers(response: &mut Response, scenario: &Scenario) {

@@ -9,6 +9,7 @@ mod local_model;
 mod report;
 mod server_process;
 mod soak;
+mod tool_round;
 mod turns;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,9 @@ enum Command {
     /// The in-process local model through the server: time until ready, time to first words, tokens per
     /// second and memory, with no model endpoint configured.
     LocalModel(local_model::Args),
+    /// The server's own time in a tool round (model → tool → model): the gap between the model's tool calls and
+    /// its next request, turn time and server CPU per turn and per event, against plain turns on the same server.
+    ToolRound(tool_round::Args),
 }
 
 #[tokio::main]
@@ -50,5 +54,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Faults(args) => faults::run(args).await,
         Command::Soak(args) => soak::run(args).await,
         Command::LocalModel(args) => local_model::run(args).await,
+        Command::ToolRound(args) => tool_round::run(args).await,
     }
 }

@@ -46,7 +46,15 @@ pub(super) async fn run(
 ) {
     // The futures of what happens rarely (a step boundary, the end) are boxed when they happen, so the turn's task
     // holds only the streaming step while the answer streams: every running turn's memory is this task's size.
-    let boundary = || Box::pin(checkpoint::write_now(&inner, &turn));
+    let boundary = |wait: bool| -> futures::future::BoxFuture<'_, ()> {
+        if wait {
+            Box::pin(checkpoint::write_now(&inner, &turn))
+        } else {
+            let (inner, turn) = (inner.clone(), turn.clone());
+            inner.tasks.clone().spawn(async move { checkpoint::write_now(&inner, &turn).await });
+            Box::pin(std::future::ready(()))
+        }
+    };
     let (outcome, mut report) =
         run_steps(&turn, model.as_ref(), inner.tools.as_ref(), inner.tool_limits, request, &context, boundary).await;
     // A continued answer's usage counts the model calls made before it went on.
@@ -54,8 +62,9 @@ pub(super) async fn run(
     Box::pin(finish::finish(inner.clone(), turn.clone(), outcome, report)).await;
 }
 
-/// The loop of steps; `at_boundary` runs between two steps (a checkpoint, so a replica that takes over sees
-/// every finished step).
+/// The loop of steps; `at_boundary(wait)` runs between two steps: a checkpoint, so a replica that takes over sees
+/// every finished step. It is waited for before calls that may change something (a process that dies while one runs
+/// leaves its card stored, and marked failed); calls that only read run while it is written.
 ///
 /// `request` holds the prompt up to the answer; when the answer already has parts (a continuation), they follow it
 /// as the assistant's message.
@@ -69,7 +78,7 @@ pub(super) async fn run_steps<F, Fut>(
     at_boundary: F,
 ) -> (Outcome, StepReport)
 where
-    F: Fn() -> Fut,
+    F: Fn(bool) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut total = StepReport::default();
@@ -106,8 +115,8 @@ where
             StepEnd::ToolCalls(calls) => calls,
         };
         turn.update(|log| log.finish_step());
-        at_boundary().await;
         let Some(template) = &template else {
+            at_boundary(true).await;
             // Tools the server never offered: their calls fail, and the model is not asked again.
             turn.update(|log| {
                 for call in &calls {
@@ -120,6 +129,8 @@ where
             return (Outcome::Complete, total);
         };
         let (runnable, asked) = check_calls(turn, tools, &calls, context, limits.approval_timeout);
+        let reads_only = !asked && runnable.iter().all(|call| tools.reads_only(call, context));
+        at_boundary(!reads_only).await;
         if let Some(reason) = Box::pin(run_tools(turn, tools, runnable, context)).await {
             return (Outcome::cancelled(Some(reason)), total);
         }
@@ -351,7 +362,7 @@ mod tests {
         let turn = LiveTurn::new(Uuid::nil(), Uuid::nil());
         turn.update(|log| log.start_step());
         let boundaries = std::sync::atomic::AtomicUsize::new(0);
-        let boundary = || {
+        let boundary = |_wait: bool| {
             boundaries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async {}
         };
@@ -472,7 +483,7 @@ mod tests {
         let limits = ToolLimits::default();
         let tools = Echo.definitions(&context());
         let (outcome, _) =
-            run_steps(&turn, &model, &Echo, limits, Box::new(request_with(tools)), &context(), || async {}).await;
+            run_steps(&turn, &model, &Echo, limits, Box::new(request_with(tools)), &context(), |_| async {}).await;
         assert!(matches!(outcome, Outcome::Complete), "{outcome:?}");
         let parts = turn.read(|log| log.parts());
         assert!(parts.iter().any(|p| matches!(p, MessagePart::Tool(t) if t.tool_call_id == "w"
@@ -497,7 +508,7 @@ mod tests {
         };
         let tools = Echo.definitions(&context());
         let (outcome, _) =
-            run_steps(&turn, &model, &Echo, ToolLimits::default(), Box::new(request(tools)), &context(), || async {})
+            run_steps(&turn, &model, &Echo, ToolLimits::default(), Box::new(request(tools)), &context(), |_| async {})
                 .await;
         stopper.await.expect("stopper");
         assert!(matches!(outcome, Outcome::Stopped), "{outcome:?}");

@@ -84,6 +84,11 @@ pub trait ToolRunner: Send + Sync {
     /// (the tool's own error, a timeout). Never panics on bad input.
     fn run<'a>(&'a self, call: &'a ToolCall, context: &'a ToolContext) -> BoxFuture<'a, Result<Value, String>>;
 
+    /// Whether a checked call only reads (running it twice, or once without a trace, changes nothing).
+    fn reads_only(&self, _call: &ToolCall, _context: &ToolContext) -> bool {
+        false
+    }
+
     /// The source (`records`, an MCP server) of an offered tool.
     fn source_of(&self, _tool_name: &str) -> Option<String> {
         None

@@ -135,6 +135,10 @@ impl ToolRunner for Toolbox {
         })
     }
 
+    fn reads_only(&self, call: &ToolCall, context: &ToolContext) -> bool {
+        self.find(&call.name, context).is_some_and(|(_, tool)| tool.read_only)
+    }
+
     fn source_of(&self, tool_name: &str) -> Option<String> {
         self.find(tool_name, &ToolContext::new("", uuid::Uuid::nil())).map(|(source, _)| source.name().to_owned())
     }
