@@ -17,12 +17,17 @@ ensure_rust
 log "building the server (profile dist: release, symbols stripped, without the local model)"
 # The in-process local model is for machines with no endpoint; in Apps the serving-endpoint resource is always
 # there, and leaving the model runtime out keeps the binary under the Apps file limit.
-cargo build --profile dist --locked -p server --no-default-features
+# Linked without position independence (no dynamic relocations: 0.55 MB less; the executable's own code is not
+# placed at a random address, the rest of the process still is) and by gold with identical code folding (0.1 MB
+# less); docs/benchmarks.md weighs these. `--target` keeps the flags off build scripts and procedural macros.
+host="$(rustc -vV | sed -n 's/^host: //p')"
+RUSTFLAGS="-C relocation-model=static -C link-arg=-fuse-ld=gold -C link-arg=-Wl,--icf=all" \
+  cargo build --profile dist --locked -p server --no-default-features --target "$host"
 
 out="$ROOT/dist-app"
 rm -rf "$out"
 mkdir -p "$out"
-cp target/dist/server "$out/server"
+cp "target/$host/dist/server" "$out/server"
 cp -r dist "$out/dist"
 cp app.yaml "$out/app.yaml"
 
