@@ -159,8 +159,7 @@ impl Engine {
             user_token: user_token.clone(),
             sources: chat.tool_sources.clone(),
         };
-        let mut conversation = history.clone();
-        conversation.insert(0, (Role::Assistant, parts));
+        let answer_so_far = (Role::Assistant, parts);
         let request = ModelRequest {
             model: model.id.clone(),
             protocol: model.protocol,
@@ -170,7 +169,7 @@ impl Engine {
             max_tokens: inner.prompt.max_tokens,
             user_token,
             context: (model.kind() == ModelKind::Agent).then(|| CallContext {
-                conversation_id: conversation_id(chat_id, &conversation),
+                conversation_id: conversation_id(chat_id, std::iter::once(&answer_so_far).chain(&history)),
                 user_id: owner_id.to_owned(),
             }),
             resume: None,

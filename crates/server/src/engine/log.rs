@@ -506,6 +506,15 @@ impl TurnLog {
             .collect()
     }
 
+    /// Whether the current step called tools this server handles (running, or already failed, e.g. with arguments
+    /// that were not JSON): the model must then hear back about them.
+    pub fn step_called_tools(&self) -> bool {
+        let step_start = self.parts.iter().rposition(|p| matches!(p.body, Body::Step)).map_or(0, |i| i + 1);
+        self.parts[step_start..]
+            .iter()
+            .any(|part| matches!(&part.body, Body::Tool(tool) if tool.provider_executed != Some(true)))
+    }
+
     /// Approximate heap bytes held (for memory accounting in benchmarks and logs).
     pub fn heap_bytes(&self) -> usize {
         self.parts.iter().map(|p| p.text.capacity()).sum::<usize>()

@@ -272,9 +272,12 @@ impl Engine {
 
 /// The conversation id an agent knows the chat by: the one a long-running agent moved it to when it resumed a
 /// crashed run (the newest `data-conversation` part of the history, given newest first), else the chat's id.
-pub(super) fn conversation_id(chat_id: Uuid, newest_first: &[(Role, Vec<MessagePart>)]) -> String {
+pub(super) fn conversation_id<'a>(
+    chat_id: Uuid,
+    newest_first: impl IntoIterator<Item = &'a (Role, Vec<MessagePart>)>,
+) -> String {
     newest_first
-        .iter()
+        .into_iter()
         .filter(|(role, _)| *role == Role::Assistant)
         .flat_map(|(_, parts)| parts.iter().rev())
         .find_map(|part| match part {

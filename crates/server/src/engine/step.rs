@@ -57,8 +57,9 @@ pub(super) async fn run(turn: &LiveTurn, model: &dyn ChatModel, request: Box<Mod
                 Some(Ok(ModelEvent::Running)) => turn.push_control(UiChunk::status(TurnState::Running)),
                 Some(Err(error)) => break StepEnd::Failed(error.to_string()),
                 None => {
-                    let calls = turn.read(|log| log.pending_tool_calls());
-                    break if calls.is_empty() { StepEnd::Answered } else { StepEnd::ToolCalls(calls) };
+                    // Calls that already failed (arguments that were not JSON) still go back to the model.
+                    let (calls, called) = turn.read(|log| (log.pending_tool_calls(), log.step_called_tools()));
+                    break if called { StepEnd::ToolCalls(calls) } else { StepEnd::Answered };
                 }
             },
         }

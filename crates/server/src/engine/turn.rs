@@ -16,6 +16,7 @@ use shared::{Content, MessagePart, ToolPart, Usage};
 
 use super::finish::{self, Outcome};
 use super::live::{CancelReason, LiveTurn};
+use super::log::TurnLog;
 use super::step::{self, StepEnd, StepReport};
 use super::{Inner, checkpoint};
 use crate::llm::{APPROVAL_PART, ChatModel, ModelRequest, PromptMessage, PromptRole};
@@ -93,6 +94,9 @@ where
         if let Some(reason) = Box::pin(run_tools(turn, tools, calls, context)).await {
             return (Outcome::cancelled(Some(reason)), total);
         }
+    }
+    // The model's next call is a step of its own, after the one whose calls were just answered (run or denied).
+    if turn.read(TurnLog::step_called_tools) {
         turn.update(|log| log.start_step());
     }
     let answer_so_far = turn.read(|log| log.parts());

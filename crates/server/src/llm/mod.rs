@@ -76,6 +76,16 @@ impl PromptMessage {
     }
 }
 
+/// A stored call's arguments as the JSON text echoed back to a model: an object as it is; anything else (arguments
+/// that were not a JSON object, kept as the model's raw text to show on the card) as `{}`, since endpoints that turn
+/// the text back into an object (Claude on Databricks) refuse the whole request otherwise.
+pub(crate) fn echoed_arguments(input: Option<&serde_json::Value>) -> String {
+    match input {
+        Some(object @ serde_json::Value::Object(_)) => object.to_string(),
+        _ => "{}".to_owned(),
+    }
+}
+
 /// A tool the model may call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolDefinition {

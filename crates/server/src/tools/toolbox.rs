@@ -45,39 +45,42 @@ impl Toolbox {
         Self { sources, settings }
     }
 
-    /// Every tool offered now in a chat, under the name it is offered as; the first of two tools with the same name
-    /// wins.
-    fn offered(&self, context: &ToolContext) -> Vec<(String, Arc<dyn ToolSource>, SourceTool)> {
-        let mut offered: Vec<(String, Arc<dyn ToolSource>, SourceTool)> = Vec::new();
+    /// Calls `visit` with each tool offered in a chat, in order, and the name it is offered as, until `visit` says
+    /// it is done; of two tools with the same name the first is offered.
+    fn each_offered(
+        &self,
+        context: &ToolContext,
+        mut visit: impl FnMut(&str, &Arc<dyn ToolSource>, &SourceTool) -> bool,
+    ) {
+        let mut taken: Vec<String> = Vec::new();
         for source in self.sources.iter().filter(|source| context.uses(source.name())) {
             let prefix = (!source.unprefixed()).then(|| source.name());
-            for tool in source.tools().iter() {
-                if self.settings.read_only && !tool.read_only {
-                    continue;
-                }
+            for tool in source.tools().iter().filter(|tool| !self.settings.read_only || tool.read_only) {
                 let name = wire_name(prefix, &tool.name);
-                if offered.iter().any(|(taken, _, _)| *taken == name) {
+                if taken.contains(&name) {
                     continue;
                 }
-                offered.push((name, source.clone(), tool.clone()));
+                if visit(&name, source, tool) {
+                    return;
+                }
+                taken.push(name);
             }
         }
-        offered
     }
 
     fn find(&self, name: &str, context: &ToolContext) -> Option<(Arc<dyn ToolSource>, SourceTool)> {
-        self.offered(context)
-            .into_iter()
-            .find(|(offered, _, _)| offered == name)
-            .map(|(_, source, tool)| (source, tool))
+        let mut found = None;
+        self.each_offered(context, |offered, source, tool| {
+            if offered == name {
+                found = Some((source.clone(), tool.clone()));
+            }
+            found.is_some()
+        });
+        found
     }
 
-    /// Whether a tool of this name exists but is not offered (a write in read-only mode).
-    fn held_back(&self, name: &str) -> bool {
-        self.read_only_hides(name)
-    }
-
-    fn read_only_hides(&self, name: &str) -> bool {
+    /// Whether a tool of this name exists but read-only mode leaves it out (a write).
+    fn hidden_by_read_only(&self, name: &str) -> bool {
         self.settings.read_only
             && self.sources.iter().any(|source| {
                 let prefix = (!source.unprefixed()).then(|| source.name());
@@ -88,19 +91,21 @@ impl Toolbox {
 
 impl ToolRunner for Toolbox {
     fn definitions(&self, context: &ToolContext) -> Vec<ToolDefinition> {
-        self.offered(context)
-            .into_iter()
-            .map(|(name, _, tool)| ToolDefinition {
-                name,
+        let mut definitions = Vec::new();
+        self.each_offered(context, |name, _, tool| {
+            definitions.push(ToolDefinition {
+                name: name.to_owned(),
                 description: tool.description.clone(),
                 input_schema: tool.input_schema.clone(),
-            })
-            .collect()
+            });
+            false
+        });
+        definitions
     }
 
     fn check(&self, call: &ToolCall, context: &ToolContext) -> Result<Checked, String> {
         let Some((_, tool)) = self.find(&call.name, context) else {
-            return Err(if self.held_back(&call.name) {
+            return Err(if self.hidden_by_read_only(&call.name) {
                 format!("`{}` changes data, and tools are read-only here", call.name)
             } else {
                 format!("there is no tool named `{}`", call.name)

@@ -354,6 +354,15 @@ async fn invalid_arguments_unknown_tools_and_malformed_json_are_errors_told_to_t
     let calls = tools(&messages(&app, ALICE, chat_id).await[3].parts);
     assert!(calls[0].error_text.as_deref().is_some_and(|e| e.contains("not valid JSON")), "{calls:?}");
     assert_paired(model_requests(&app).last().expect("a request"));
+    let echoed = model_requests(&app).last().expect("a request")["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .rev()
+        .flat_map(|m| m["tool_calls"].as_array().into_iter().flatten())
+        .find(|c| c["id"] == calls[0].tool_call_id)
+        .map(|c| c["function"]["arguments"].clone());
+    assert_eq!(echoed, Some(json!("{}")), "malformed arguments go back as an empty object");
 }
 
 #[sqlx::test(migrations = false)]
@@ -532,30 +541,41 @@ async fn an_mcp_tool_marked_destructive_waits_for_approval(_: PgPoolOptions, con
 }
 
 #[sqlx::test(migrations = false)]
-async fn stop_during_a_tool_call_cancels_it_and_a_slow_tool_times_out(_: PgPoolOptions, connect: PgConnectOptions) {
-    // Arrange
+async fn a_tool_that_outlives_its_timeout_fails_and_the_model_is_told(_: PgPoolOptions, connect: PgConnectOptions) {
+    // Arrange: the tool would take 30 s, the limit is 1 s (the bound is generous on any machine).
     let app = mcp_app(connect, &[("TOOL_TIMEOUT_SECS", "1")], false).await;
     let chat_id = Uuid::new_v4();
 
-    // Act: a call that outlives the timeout, then one the user stops.
-    let timed_out = post_as_alice(&app, chat_id, "Wait [[fake call=genie__slow args={\"ms\":3000}]]").await;
-    let mut open = app
-        .open_chat(ALICE, json!({"id": chat_id, "message": "Wait more [[fake call=genie__slow args={\"ms\":800} call=current_user]]"}))
-        .await;
-    open.read_until(|chunk| matches!(chunk, shared::UiChunk::ToolOutputAvailable { .. })).await;
-    let stop = app.json(ALICE, Method::POST, &format!("/api/chat/{chat_id}/stop"), json!({})).await;
-    let rest = open.rest().await;
+    // Act
+    let timed_out = post_as_alice(&app, chat_id, "Wait [[fake call=genie__slow args={\"ms\":30000}]]").await;
 
     // Assert
     assert_eq!(timed_out.final_status(), Some(MessageStatus::Complete), "{}", timed_out.raw);
     let stored = messages(&app, ALICE, chat_id).await;
     let first = tools(&stored[1].parts);
     assert_eq!(first[0].error_text.as_deref(), Some("the tool did not answer within 1 s"));
+}
+
+#[sqlx::test(migrations = false)]
+async fn stop_during_a_tool_call_cancels_it_and_keeps_the_finished_calls(_: PgPoolOptions, connect: PgConnectOptions) {
+    // Arrange: one call that would take a minute, one that answers at once.
+    let app = mcp_app(connect, &[], false).await;
+    let chat_id = Uuid::new_v4();
+    let message = "Wait more [[fake call=genie__slow args={\"ms\":60000} call=current_user]]";
+
+    // Act: stop once the quick call has answered.
+    let mut open = app.open_chat(ALICE, json!({"id": chat_id, "message": message})).await;
+    open.read_until(|chunk| matches!(chunk, shared::UiChunk::ToolOutputAvailable { .. })).await;
+    let stop = app.json(ALICE, Method::POST, &format!("/api/chat/{chat_id}/stop"), json!({})).await;
+    let rest = open.rest().await;
+
+    // Assert
     assert!(stop.status.is_success(), "{:?}", stop.json);
     assert!(!rest.is_empty());
-    assert_eq!(stored.len(), 4);
-    assert_eq!(stored[3].metadata.status, MessageStatus::Stopped);
-    let second = tools(&stored[3].parts);
+    let stored = messages(&app, ALICE, chat_id).await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[1].metadata.status, MessageStatus::Stopped);
+    let second = tools(&stored[1].parts);
     assert_eq!(second[0].error_text.as_deref(), Some("stopped by the user before the tool answered"));
     assert_eq!(second[1].state, ToolState::OutputAvailable, "the finished call keeps its result");
 }

@@ -98,7 +98,7 @@ fn wire_messages(messages: &[PromptMessage]) -> Vec<WireMessage> {
                     kind: "function",
                     function: WireFunctionCall {
                         name: tool.tool_name.clone(),
-                        arguments: tool.input.as_ref().map_or_else(|| "{}".to_owned(), |input| input.to_string()),
+                        arguments: super::echoed_arguments(tool.input.as_ref()),
                     },
                 });
                 results.push(WireMessage {
@@ -195,6 +195,18 @@ mod tests {
                 {"role": "assistant", "content": "Done."}
             ])
         );
+    }
+
+    #[test]
+    fn arguments_that_were_not_an_object_go_back_as_an_empty_object() {
+        let mut malformed = tool("m", ToolState::OutputError, None, false);
+        if let MessagePart::Tool(part) = &mut malformed {
+            part.input = Some(json!("{\"q\": "));
+        }
+        let answer = PromptMessage { role: PromptRole::Assistant, parts: vec![malformed] };
+        let json = serde_json::to_value(wire_messages(&[answer])).expect("serializes");
+        assert_eq!(json[0]["tool_calls"][0]["function"]["arguments"], "{}");
+        assert_eq!(json[1]["content"], "{\"error\":\"boom\"}");
     }
 
     #[test]

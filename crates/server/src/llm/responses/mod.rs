@@ -136,7 +136,7 @@ fn input_items(messages: &[PromptMessage]) -> Vec<Value> {
                                 _ => continue,
                             };
                             let call_id = echoed(&tool.tool_call_id);
-                            let arguments = tool.input.as_ref().map_or_else(|| "{}".to_owned(), Value::to_string);
+                            let arguments = super::echoed_arguments(tool.input.as_ref());
                             items.push(json!({
                                 "type": "function_call",
                                 "call_id": call_id,
