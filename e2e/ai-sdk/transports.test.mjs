@@ -79,7 +79,7 @@ for (const [name, sdk] of Object.entries({
     assert.equal(history.messages[1].id, answer.id);
     assert.equal(history.messages[3].id, next.id);
 
-    // Regenerate replaces the last answer.
+    // Regenerate adds a version of the last answer (the first stays as a branch).
     const again = await send(sdk, transport, chatId, [first, answer, second], 'regenerate-message');
     assert.equal(textOf(again), 'You said: Second question');
     assert.notEqual(again.id, next.id);

@@ -42,7 +42,7 @@ pub async fn chat_completions(
     }
     let model = request["model"].as_str().unwrap_or("fake-model").to_owned();
     let user_text = last_user_text(&request);
-    let scenario = state.next_scenario(&model).unwrap_or_else(|| {
+    let scenario = summary_scenario(&request).or_else(|| state.next_scenario(&model)).unwrap_or_else(|| {
         let mut directives = Directives::parse(&user_text).unwrap_or_default();
         // `status_times=N`: the error is transient, so retries of the same message eventually get an answer.
         if let Some(times) = directives.status_times
@@ -53,7 +53,9 @@ pub async fn chat_completions(
         }
         directives
             .tool_scenario(&request, directives.delay_ms.map_or(state.token_delay(), Duration::from_millis))
-            .unwrap_or_else(|| directives.scenario(&user_text, state.token_delay()))
+            .unwrap_or_else(|| {
+                directives.scenario(&user_text, state.token_delay()).with_prompt_tokens(prompt_tokens(&request))
+            })
     });
     let scenario = match request["max_tokens"].as_u64() {
         Some(max_tokens) => scenario.limited_to(max_tokens as usize),
@@ -136,6 +138,40 @@ fn add_headers(response: &mut Response, scenario: &Scenario) {
 
 fn error_response(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({"error": {"message": message, "type": "invalid_request_error"}}))).into_response()
+}
+
+/// How the chat app asks for a summary of a conversation (its instructions start so).
+pub const SUMMARY_INSTRUCTIONS_START: &str = "You summarise conversations";
+
+/// A model asked to summarise a conversation answers with a short summary naming how much it read, whatever
+/// directives the conversation holds (they belong to its messages, not to this request).
+fn summary_scenario(request: &Value) -> Option<crate::Scenario> {
+    let messages = request["messages"].as_array()?;
+    let instructions = messages.first().filter(|m| m["role"] == "system")?["content"].as_str()?;
+    if !instructions.starts_with(SUMMARY_INSTRUCTIONS_START) {
+        return None;
+    }
+    let read: usize = messages[1..].iter().filter_map(|m| m["content"].as_str()).map(|t| t.chars().count()).sum();
+    let summary = format!("Summary of the earlier conversation ({read} characters read): facts kept.");
+    Some(crate::Scenario::tokens(summary.split_inclusive(' ').map(str::to_owned).collect::<Vec<_>>()))
+}
+
+/// The prompt's size in tokens as a model would count it: about four characters a token, and a few for each
+/// message's framing.
+fn prompt_tokens(request: &Value) -> u64 {
+    let Some(messages) = request["messages"].as_array() else { return 1 };
+    messages
+        .iter()
+        .map(|m| {
+            let chars = match &m["content"] {
+                Value::String(text) => text.chars().count(),
+                Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).map(|t| t.chars().count()).sum(),
+                _ => 0,
+            };
+            chars.div_ceil(4) as u64 + 4
+        })
+        .sum::<u64>()
+        .max(1)
 }
 
 /// Text of the last user message, whether `content` is a string or a list of parts.

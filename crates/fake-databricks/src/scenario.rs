@@ -130,6 +130,16 @@ impl Scenario {
         Scenario::stream(steps)
     }
 
+    /// The same scenario, reporting this many prompt tokens in its usage.
+    pub fn with_prompt_tokens(mut self, tokens: u64) -> Self {
+        for step in &mut self.steps {
+            if let Step::Usage { prompt_tokens, .. } = step {
+                *prompt_tokens = tokens;
+            }
+        }
+        self
+    }
+
     /// A non-200 answer with an OpenAI-style error body.
     pub fn http_error(status: u16, message: &str) -> Self {
         let body = serde_json::json!({"error": {"message": message, "type": "fake_error", "code": status}});

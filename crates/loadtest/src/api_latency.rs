@@ -1,5 +1,6 @@
 //! Latency of the two hot read paths on large data: the first page of a user's 10,000 chats and the newest
-//! page of a chat with 100,000 messages. Requests are sequential, over loopback HTTP, measured client-side.
+//! page of a chat with 100,000 messages, which has branches (a second version of every 50th message, as edits and
+//! regenerated answers leave). Requests are sequential, over loopback HTTP, measured client-side.
 
 use std::time::Instant;
 
@@ -60,6 +61,14 @@ async fn measure(args: &Args, database: &BenchDatabase) -> anyhow::Result<()> {
             args.requests,
         ),
         (
+            format!(
+                "GET /api/chats/{{id}}/messages?leaf= (a branch left {} messages from the end)",
+                args.messages % 50 + 50
+            ),
+            format!("{history}?leaf={}", other_version(&pool, chat_id, args.messages).await?),
+            args.requests,
+        ),
+        (
             format!("GET /api/chats/{{id}}/messages?before={oldest_before} (oldest page)"),
             format!("{history}?before={oldest_before}"),
             args.requests,
@@ -106,19 +115,37 @@ async fn seed(pool: &sqlx::PgPool, args: &Args) -> anyhow::Result<uuid::Uuid> {
             .bind(USER)
             .fetch_one(pool)
             .await?;
+    // The shown branch: message s follows message s - 1.
     sqlx::query(
-        "insert into chat.messages (message_id, chat_id, seq, role, parts, status, created_at)
-         select gen_random_uuid(), $1, s, case when s % 2 = 1 then 'user' else 'assistant' end,
+        "insert into chat.messages (message_id, chat_id, seq, role, parts, status, created_at, parent_id, depth)
+         select md5($1::text || s)::uuid, $1, s, case when s % 2 = 1 then 'user' else 'assistant' end,
                 jsonb_build_array(jsonb_build_object('type', 'text', 'text',
                     'Message ' || s || ': ' || repeat('lorem ipsum dolor sit amet ', 8))),
-                'complete', now() - (200000 - s) * interval '1 second'
+                'complete', now() - (200000 - s) * interval '1 second',
+                case when s > 1 then md5($1::text || (s - 1))::uuid end, s
          from generate_series(1, $2) s",
     )
     .bind(chat_id)
     .bind(args.messages)
     .execute(pool)
     .await?;
-    sqlx::query("update chat.chats set last_seq = $2 where chat_id = $1")
+    // Other versions: every 50th message has a sibling, followed by one message of its own.
+    sqlx::query(
+        "insert into chat.messages (message_id, chat_id, seq, role, parts, status, created_at, parent_id, depth)
+         select md5($1::text || 'version' || s || '.' || k)::uuid, $1, $2 + 2 * (s / 50) - 1 + k,
+                case when (s + k) % 2 = 1 then 'user' else 'assistant' end,
+                jsonb_build_array(jsonb_build_object('type', 'text', 'text',
+                    'Version of ' || s || ': ' || repeat('lorem ipsum dolor sit amet ', 8))),
+                'complete', now() - (200000 - s) * interval '1 second',
+                case when k = 0 then md5($1::text || (s - 1))::uuid else md5($1::text || 'version' || s || '.0')::uuid end,
+                s + k
+         from generate_series(50, $2, 50) s, generate_series(0, 1) k",
+    )
+    .bind(chat_id)
+    .bind(args.messages)
+    .execute(pool)
+    .await?;
+    sqlx::query("update chat.chats set last_seq = $2 + 2 * ($2 / 50), active_leaf = md5($1::text || $2)::uuid where chat_id = $1")
         .bind(chat_id)
         .bind(args.messages)
         .execute(pool)
@@ -127,6 +154,15 @@ async fn seed(pool: &sqlx::PgPool, args: &Args) -> anyhow::Result<uuid::Uuid> {
     sqlx::raw_sql("vacuum analyze chat.messages").execute(pool).await?;
     eprintln!("seeded in {:.1}s", started.elapsed().as_secs_f64());
     Ok(chat_id)
+}
+
+/// The other version of the last message that has one (the seed's branches are at every 50th message).
+async fn other_version(pool: &sqlx::PgPool, chat_id: uuid::Uuid, messages: i64) -> anyhow::Result<uuid::Uuid> {
+    Ok(sqlx::query_scalar("select md5($1::text || 'version' || $2 || '.0')::uuid")
+        .bind(chat_id)
+        .bind(messages / 50 * 50)
+        .fetch_one(pool)
+        .await?)
 }
 
 async fn sample(client: &reqwest::Client, url: &str, requests: usize) -> anyhow::Result<Latencies> {

@@ -60,8 +60,13 @@ pub struct ModelConfig {
     pub system_prompt: Option<String>,
     /// Timeouts and retries of model calls.
     pub client: ClientSettings,
-    /// Token budget for the history sent to the model, oldest messages dropped first (`HISTORY_TOKEN_BUDGET`).
+    /// Most tokens of history sent to any model, whatever its window (`HISTORY_TOKEN_BUDGET`).
     pub history_token_budget: usize,
+    /// Context windows of models, in tokens (`MODEL_CONTEXT_TOKENS`: `model=tokens`, comma separated); a model not
+    /// named has the local model's (`LOCAL_MODEL_CONTEXT`) or [`DEFAULT_CONTEXT_TOKENS`].
+    pub context_tokens: std::collections::BTreeMap<String, usize>,
+    /// Model that summarises the older part of long chats (`SUMMARY_MODEL`); the chat's own when unset.
+    pub summary_model: Option<String>,
     /// Generate a short title with the model for new chats (`TITLE_GENERATION`, default on).
     pub title_generation: bool,
     /// Model for titles (`TITLE_MODEL`); the chat's model when unset.
@@ -556,6 +561,8 @@ fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {
             http2_prior_knowledge: env.parse_bool("LLM_HTTP2_PRIOR_KNOWLEDGE")?.unwrap_or(false),
         },
         history_token_budget: env.parse_in_range("HISTORY_TOKEN_BUDGET", 256..=10_000_000)?.unwrap_or(32_000),
+        context_tokens: context_tokens(env)?,
+        summary_model: env.get("SUMMARY_MODEL").map(str::trim).filter(|m| !m.is_empty()).map(str::to_owned),
         title_generation: env.parse_bool("TITLE_GENERATION")?.unwrap_or(true),
         title_model: env.get("TITLE_MODEL").map(str::to_owned),
         auth: match env.get("MODEL_AUTH").map(str::to_ascii_lowercase).as_deref() {
@@ -569,6 +576,28 @@ fn model_config(env: &EnvMap) -> Result<ModelConfig, ConfigError> {
         models_cache: Duration::from_secs(env.parse_in_range("MODELS_CACHE_SECS", 10..=86_400)?.unwrap_or(300)),
         local: local_model_config(env)?,
     })
+}
+
+/// Context window of a model none is configured for: small enough for every chat model Databricks serves today.
+pub const DEFAULT_CONTEXT_TOKENS: usize = 32_768;
+
+/// `MODEL_CONTEXT_TOKENS`: `model=tokens` entries, comma separated, each window 1,024 to 10,000,000 tokens.
+fn context_tokens(env: &EnvMap) -> Result<std::collections::BTreeMap<String, usize>, ConfigError> {
+    let mut windows = std::collections::BTreeMap::new();
+    let Some(raw) = env.get("MODEL_CONTEXT_TOKENS") else { return Ok(windows) };
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let invalid = || ConfigError::new("MODEL_CONTEXT_TOKENS", format!("expected `model=tokens`, got `{entry}`"));
+        let (model, tokens) = entry.split_once('=').ok_or_else(invalid)?;
+        let tokens: usize = tokens.trim().parse().map_err(|_| invalid())?;
+        if model.trim().is_empty() || !(1024..=10_000_000).contains(&tokens) {
+            return Err(ConfigError::new(
+                "MODEL_CONTEXT_TOKENS",
+                format!("`{entry}`: name a model and a window of 1024 to 10000000 tokens"),
+            ));
+        }
+        windows.insert(model.trim().to_owned(), tokens);
+    }
+    Ok(windows)
 }
 
 /// `CHAT_AGENTS`: `id=URL` entries, comma separated; each URL http(s) without a query.

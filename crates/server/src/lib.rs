@@ -5,6 +5,7 @@ pub mod databricks;
 pub mod db;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod feedback_sync;
 pub mod identity;
 pub mod limits;

@@ -24,6 +24,16 @@ pub struct ChatSummary {
     /// absent: every source the server offers (`GET /api/config`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<String>>,
+    /// Pinned to the top of the sidebar (`GET /api/chats?pinned=true` lists these).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
+    /// Archived: out of the chat list and search until brought back (`GET /api/chats?archived=true` lists these).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
+    /// In search results (`?q=`): the newest message whose text matched, on whichever branch it is; open the chat
+    /// with `GET /api/chats/{id}/messages?leaf=` it to show that branch. Absent when only the title matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_message_id: Option<Uuid>,
 }
 
 /// Body of `POST /api/chats`. Every field is optional.
@@ -51,7 +61,7 @@ pub struct CreateChatRequest {
     pub scope: Option<String>,
 }
 
-/// Body of `PATCH /api/chats/{id}`: a new title, the chat's sources of tools, or both (at least one).
+/// Body of `PATCH /api/chats/{id}`: a new title, the chat's sources of tools, its pin or its archiving (at least one).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -70,6 +80,12 @@ pub struct UpdateChatRequest {
     /// The sources of tools the chat's model may use (names from `GET /api/config` `tools`; empty: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<String>>,
+    /// Pin the chat to the top of the sidebar, or unpin it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<bool>,
+    /// Archive the chat (out of the list and search), or bring it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<bool>,
 }
 
 /// One page of `GET /api/chats`.

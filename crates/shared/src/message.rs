@@ -133,6 +133,45 @@ pub struct MessageMetadata {
     /// The caller's vote on this answer, when they gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<Feedback>,
+    /// The message this one follows in the chat's tree; absent for a root (the first question or an edit of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<Uuid>,
+    /// The versions of this message (edits of a question, regenerated answers), when there is more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<Branch>,
+    /// Pinned by the user: sent to the model as it is however long the chat grows, never summarised.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
+}
+
+/// Body of `PATCH /api/chats/{chat_id}/messages/{message_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMessageRequest {
+    /// Pin the message (it is never summarised when the chat outgrows the model's context window) or unpin it.
+    pub pinned: bool,
+}
+
+/// Where a message stands among its versions: the messages with the same parent, in the order they were written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Branch {
+    /// Every version's id, oldest first (this message's among them).
+    pub siblings: Vec<Uuid>,
+    /// This message's position in `siblings`, from 0.
+    pub index: usize,
+}
+
+impl Branch {
+    /// The versions of `message_id` among `siblings`; `None` when it is the only one (or not among them).
+    pub fn among(message_id: Uuid, siblings: Vec<Uuid>) -> Option<Branch> {
+        if siblings.len() < 2 {
+            return None;
+        }
+        let index = siblings.iter().position(|id| *id == message_id)?;
+        Some(Branch { siblings, index })
+    }
 }
 
 /// A stored message, loadable by an AI SDK client as a `UIMessage`.
@@ -164,4 +203,18 @@ pub struct MessagePage {
     pub messages: Vec<UiMessage>,
     /// Cursor for the page of older messages (`?before=`); absent when this page reaches the start.
     pub next_before: Option<String>,
+    /// The last message of the branch these messages are on (the chat's active leaf unless `?leaf=` chose
+    /// another); absent for a chat without messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_id: Option<Uuid>,
+}
+
+/// Body of `POST /api/chats/{id}/branch`: show and continue the branch through a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SwitchBranch {
+    /// Any message of the chat: the branch becomes the one through it, down to the newest version at every step
+    /// below it.
+    pub message_id: Uuid,
 }

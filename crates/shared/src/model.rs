@@ -20,6 +20,9 @@ pub struct ModelInfo {
     /// Whether this server's tools (the user's records, MCP servers) are offered to it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tools: bool,
+    /// Its context window in tokens (what the context gauge measures against; longer chats are summarised).
+    #[serde(default)]
+    pub context_tokens: u64,
 }
 
 /// What a picker entry is.

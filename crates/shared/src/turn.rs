@@ -23,7 +23,8 @@ pub const MAX_CLIENT_ID_CHARS: usize = 128;
 pub struct ChatTurnRequest {
     /// Chat id (a UUID). An id the server has never seen creates the chat for the caller.
     pub id: Uuid,
-    /// Full client-side message list (AI SDK transport); only the last user message is read.
+    /// Full client-side message list (AI SDK transport); only the last user message is read, and the id of the
+    /// message before it, which the new message follows (the branch the client shows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<IncomingMessage>>,
     /// The new user message (lean body).
@@ -32,7 +33,10 @@ pub struct ChatTurnRequest {
     /// `submit-message` (default) or `regenerate-message`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
-    /// AI SDK: the message being regenerated or edited (not read).
+    /// The message being edited (`submit-message`: the new message becomes a version of this question, answered
+    /// anew) or regenerated (`regenerate-message`: an answer, which gets a new version; or a question, which gets
+    /// a new answer). A server id or the client id the message was sent with. Nothing is deleted: earlier
+    /// versions stay reachable as branches.
     #[serde(default, rename = "messageId", skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
     /// Model to answer with; the server's default when absent.
@@ -51,7 +55,8 @@ pub struct ChatTurnRequest {
 pub enum Trigger {
     /// A new user message.
     SubmitMessage,
-    /// Answer the last user message again, replacing the last answer.
+    /// Answer again: a new version of the branch's last answer (or of the answer `messageId` names), kept beside
+    /// the earlier ones.
     RegenerateMessage,
 }
 

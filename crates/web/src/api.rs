@@ -12,7 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::{
     AppConfig, ApprovalAnswer, ChatPage, ChatSummary, ChatTurnRequest, ErrorBody, FeedbackRequest, IncomingContent,
-    IncomingMessage, Me, MessagePage, ModelList, Trigger, UiChunk, UpdateChatRequest,
+    IncomingMessage, Me, MessagePage, ModelList, Share, ShareList, SharedChat, SwitchBranch, Trigger, UiChunk,
+    UpdateChatRequest, UpdateMessageRequest,
 };
 use uuid::Uuid;
 use wasm_bindgen::JsCast;
@@ -76,11 +77,14 @@ pub async fn models() -> ApiResult<ModelList> {
     get("/api/models").await
 }
 
-/// `GET /api/chats`: a page of the caller's chats, matching `query` when it is not blank.
-pub async fn chats(query: &str, cursor: Option<&str>) -> ApiResult<ChatPage> {
-    let mut url = format!("/api/chats?limit={CHAT_PAGE}");
-    if !query.trim().is_empty() {
-        url.push_str("&q=");
+/// `GET /api/chats`: a page of the caller's chats: those matching `query` when it is not blank, else those of one
+/// part of the sidebar (`section`: `pinned=true`, `pinned=false` or `archived=true`).
+pub async fn chats(query: &str, section: &str, cursor: Option<&str>) -> ApiResult<ChatPage> {
+    let mut url = format!("/api/chats?limit={CHAT_PAGE}&");
+    if query.trim().is_empty() {
+        url.push_str(section);
+    } else {
+        url.push_str("q=");
         url.push_str(&String::from(js_sys::encode_uri_component(query.trim())));
     }
     if let Some(cursor) = cursor {
@@ -95,14 +99,9 @@ pub async fn chat(id: Uuid) -> ApiResult<ChatSummary> {
     get(&format!("/api/chats/{id}")).await
 }
 
-/// `PATCH /api/chats/{id}`: renames a chat.
-pub async fn rename_chat(id: Uuid, title: String) -> ApiResult<ChatSummary> {
-    send_json(Request::patch(&format!("/api/chats/{id}")), &UpdateChatRequest { title: Some(title), tools: None }).await
-}
-
-/// `PATCH /api/chats/{id}`: chooses the sources of tools the chat's model may use.
-pub async fn set_chat_tools(id: Uuid, tools: Vec<String>) -> ApiResult<ChatSummary> {
-    send_json(Request::patch(&format!("/api/chats/{id}")), &UpdateChatRequest { title: None, tools: Some(tools) }).await
+/// `PATCH /api/chats/{id}`: renames a chat, chooses the sources of tools its model may use, pins or archives it.
+pub async fn update_chat(id: Uuid, change: UpdateChatRequest) -> ApiResult<ChatSummary> {
+    send_json(Request::patch(&format!("/api/chats/{id}")), &change).await
 }
 
 /// `DELETE /api/chats/{id}`.
@@ -110,44 +109,59 @@ pub async fn delete_chat(id: Uuid) -> ApiResult<()> {
     send(Request::delete(&format!("/api/chats/{id}")).build()).await.map(|_| ())
 }
 
-/// `GET /api/chats/{id}/messages`: the newest `limit` messages, or those before the cursor `before`.
-pub async fn messages(id: Uuid, before: Option<&str>, limit: u32) -> ApiResult<MessagePage> {
+/// `GET /api/chats/{id}/messages`: the newest `limit` messages of the chat's branch (the one through `leaf`, else
+/// the active one), or those before the cursor `before`.
+pub async fn messages(id: Uuid, before: Option<&str>, leaf: Option<Uuid>, limit: u32) -> ApiResult<MessagePage> {
     let mut url = format!("/api/chats/{id}/messages?limit={limit}");
     if let Some(before) = before {
         url.push_str("&before=");
         url.push_str(&String::from(js_sys::encode_uri_component(before)));
     }
+    if let Some(leaf) = leaf {
+        url.push_str(&format!("&leaf={leaf}"));
+    }
     get(&url).await
 }
 
-/// `POST /api/chat` with a new user message (and, for a new chat, its tool sources): the answer's stream.
+/// `POST /api/chats/{id}/branch`: shows and continues the branch through `message_id`; its newest messages.
+pub async fn switch_branch(id: Uuid, message_id: Uuid, limit: u32) -> ApiResult<MessagePage> {
+    send_json(Request::post(&format!("/api/chats/{id}/branch?limit={limit}")), &SwitchBranch { message_id }).await
+}
+
+/// `POST /api/chat` with a new user message (and, for a new chat, its tool sources): the answer's stream. `after`:
+/// the answer shown last, which the message follows; `edit`: the question this message is a new version of.
 pub async fn send_message(
     chat: Uuid,
     client_id: String,
     text: &str,
     model: Option<String>,
     tools: Option<Vec<String>>,
+    after: Option<String>,
+    edit: Option<String>,
 ) -> ApiResult<ChatStream> {
-    let body = ChatTurnRequest {
-        id: chat,
-        messages: None,
-        message: Some(IncomingContent::Message(IncomingMessage::user_text(Some(client_id), text))),
-        trigger: None,
-        message_id: None,
-        model,
-        tools,
+    let message = IncomingMessage::user_text(Some(client_id), text);
+    // The lean body, or the AI SDK's list when the message follows a given answer (the branch on screen).
+    let (messages, message) = match after {
+        Some(after) => {
+            let shown =
+                IncomingMessage { id: Some(after), role: "assistant".into(), parts: Vec::new(), metadata: None };
+            (Some(vec![shown, message]), None)
+        }
+        None => (None, Some(IncomingContent::Message(message))),
     };
+    let body = ChatTurnRequest { id: chat, messages, message, trigger: None, message_id: edit, model, tools };
     open_stream(Request::post("/api/chat").json(&body)).await
 }
 
-/// `POST /api/chat` answering the last user message again: the new answer's stream.
-pub async fn regenerate(chat: Uuid, model: Option<String>) -> ApiResult<ChatStream> {
+/// `POST /api/chat` answering again: a new version of the answer `answer` (else of the branch's last answer),
+/// streamed.
+pub async fn regenerate(chat: Uuid, model: Option<String>, answer: Option<String>) -> ApiResult<ChatStream> {
     let body = ChatTurnRequest {
         id: chat,
         messages: Some(Vec::new()),
         message: None,
         trigger: Some(Trigger::RegenerateMessage),
-        message_id: None,
+        message_id: answer,
         model,
         tools: None,
     };
@@ -168,12 +182,50 @@ pub async fn resume(chat: Uuid, answer: Option<&str>, last_event: u64) -> ApiRes
     open_stream(request.build()).await
 }
 
+/// The body of writes whose route takes none: an empty JSON object keeps them JSON writes, as every write is.
+#[derive(Serialize)]
+struct NoBody {}
+
 /// `POST /api/chat/{id}/stop`: stops the answer streaming in a chat.
 pub async fn stop(chat: Uuid) -> ApiResult<()> {
-    /// The route takes no body; an empty JSON object keeps it a JSON write, as every write is.
-    #[derive(Serialize)]
-    struct NoBody {}
     send(Request::post(&format!("/api/chat/{chat}/stop")).json(&NoBody {})).await.map(|_| ())
+}
+
+/// `PATCH /api/chats/{id}/messages/{message_id}`: pins a message (never summarised) or unpins it.
+pub async fn pin_message(chat: Uuid, message: &str, pinned: bool) -> ApiResult<()> {
+    let url = format!("/api/chats/{chat}/messages/{}", String::from(js_sys::encode_uri_component(message)));
+    send(Request::patch(&url).json(&UpdateMessageRequest { pinned })).await.map(|_| ())
+}
+
+/// `GET /api/chats/{id}/export`: the address of the chat as a file, `markdown` or `json`, of the branch shown
+/// (`active`) or of every version (`all`); a link downloads it.
+pub fn export_url(chat: Uuid, format: &str, scope: &str) -> String {
+    format!("/api/chats/{chat}/export?format={format}&scope={scope}")
+}
+
+/// `POST /api/chats/{id}/shares`: a read-only link to the branch the chat shows.
+pub async fn create_share(chat: Uuid) -> ApiResult<Share> {
+    send_json(Request::post(&format!("/api/chats/{chat}/shares")), &NoBody {}).await
+}
+
+/// `GET /api/chats/{id}/shares`: the chat's links, newest first.
+pub async fn shares(chat: Uuid) -> ApiResult<ShareList> {
+    get(&format!("/api/chats/{chat}/shares")).await
+}
+
+/// `DELETE /api/shares/{id}`: revokes a link.
+pub async fn revoke_share(id: Uuid) -> ApiResult<()> {
+    send(Request::delete(&format!("/api/shares/{id}")).build()).await.map(|_| ())
+}
+
+/// `GET /api/shares/{id}`: what a link shows.
+pub async fn shared_chat(id: Uuid) -> ApiResult<SharedChat> {
+    get(&format!("/api/shares/{id}")).await
+}
+
+/// `POST /api/shares/{id}/copy`: what a link shows, copied into a new chat of the caller.
+pub async fn copy_share(id: Uuid) -> ApiResult<ChatSummary> {
+    send_json(Request::post(&format!("/api/shares/{id}/copy")), &NoBody {}).await
 }
 
 /// `POST /api/chat/{id}/approvals/{approval_id}`: allows or denies a tool call an agent asked about; the answer
@@ -208,7 +260,8 @@ async fn check(response: Response) -> ApiResult<Response> {
         return Ok(response);
     }
     let status = response.status();
-    let body = response.json::<ErrorBody>().await.unwrap_or_else(|_| {
+    let body = decode::<ErrorBody>(response.text().await.map_err(|e| ApiError::Network(e.to_string())));
+    let body = body.unwrap_or_else(|_| {
         ErrorBody::new("http_error", format!("The server answered {status} {}", response.status_text()))
     });
     Err(ApiError::Api { status, body })
@@ -219,14 +272,23 @@ async fn send(request: Result<Request, gloo_net::Error>) -> ApiResult<Response> 
     check(request.send().await.map_err(|e| ApiError::Network(e.to_string()))?).await
 }
 
+/// The body of a successful answer. Bodies are read as text here, once, and decoded apart ([`decode`]): reading
+/// them per type (`Response::json`) repeats the reading for every type the app receives.
+async fn text(request: Result<Request, gloo_net::Error>) -> ApiResult<String> {
+    let response = send(request).await?;
+    response.text().await.map_err(|e| ApiError::Network(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(text: ApiResult<String>) -> ApiResult<T> {
+    serde_json::from_str(&text?).map_err(|e| ApiError::Network(e.to_string()))
+}
+
 async fn get<T: DeserializeOwned>(path: &str) -> ApiResult<T> {
-    let response = send(Request::get(path).build()).await?;
-    response.json::<T>().await.map_err(|e| ApiError::Network(e.to_string()))
+    decode(text(Request::get(path).build()).await)
 }
 
 async fn send_json<B: Serialize, T: DeserializeOwned>(builder: RequestBuilder, body: &B) -> ApiResult<T> {
-    let response = send(builder.json(body)).await?;
-    response.json::<T>().await.map_err(|e| ApiError::Network(e.to_string()))
+    decode(text(builder.json(body)).await)
 }
 
 /// A streaming answer, or nothing to stream (204).
@@ -240,7 +302,7 @@ async fn open_stream(request: Result<Request, gloo_net::Error>) -> ApiResult<Cha
     let body = response.body().ok_or_else(|| ApiError::Network("the response has no body".to_owned()))?;
     let bytes = wasm_streams::ReadableStream::from_raw(body).into_stream().map(|chunk| {
         chunk
-            .map_err(|e| format!("{e:?}"))
+            .map_err(|_| "the connection dropped".to_owned())
             .and_then(|value| value.dyn_into::<js_sys::Uint8Array>().map_err(|_| "unexpected stream chunk".to_owned()))
             .map(|array| Bytes::from(array.to_vec()))
     });

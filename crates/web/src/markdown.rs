@@ -165,7 +165,7 @@ struct Parsed<'a> {
 }
 
 fn normalize_label(label: &str) -> String {
-    label.split_ascii_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    label.split_ascii_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase()
 }
 
 fn parse<'a>(src: &'a str, refs: &RefMap) -> Parsed<'a> {

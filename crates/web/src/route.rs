@@ -1,4 +1,5 @@
-//! The two places the app can be: a new chat (`/`) or a chat (`/chat/{id}`), kept in sync with the URL.
+//! The places the app can be: a new chat (`/`), a chat (`/chat/{id}`) or a chat someone shared (`/share/{id}`),
+//! kept in sync with the URL.
 
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -10,14 +11,24 @@ pub enum Route {
     NewChat,
     /// One chat.
     Chat(Uuid),
+    /// A shared link: someone's chat, read-only.
+    Share(Uuid),
 }
 
 impl Route {
     /// Parses a location path.
     pub fn parse(path: &str) -> Self {
-        path.strip_prefix("/chat/")
-            .and_then(|id| Uuid::parse_str(id.trim_end_matches('/')).ok())
-            .map_or(Route::NewChat, Route::Chat)
+        let id = |prefix| path.strip_prefix(prefix).and_then(|id| Uuid::parse_str(id.trim_end_matches('/')).ok());
+        match (id("/chat/"), id("/share/")) {
+            (Some(id), _) => Route::Chat(id),
+            (_, Some(id)) => Route::Share(id),
+            _ => Route::NewChat,
+        }
+    }
+
+    /// Where the address bar says the app is.
+    pub fn current() -> Self {
+        Route::parse(&window().location().pathname().unwrap_or_default())
     }
 
     /// The location path.
@@ -25,14 +36,23 @@ impl Route {
         match self {
             Route::NewChat => "/".to_owned(),
             Route::Chat(id) => format!("/chat/{id}"),
+            Route::Share(id) => format!("/share/{id}"),
         }
     }
 
-    /// The chat id, if any.
+    /// The id of the caller's chat shown, if any.
     pub fn chat_id(self) -> Option<Uuid> {
         match self {
             Route::Chat(id) => Some(id),
-            Route::NewChat => None,
+            Route::NewChat | Route::Share(_) => None,
+        }
+    }
+
+    /// The shared link shown, if any.
+    pub fn share_id(self) -> Option<Uuid> {
+        match self {
+            Route::Share(id) => Some(id),
+            _ => None,
         }
     }
 }
@@ -44,10 +64,8 @@ pub struct CurrentRoute(pub RwSignal<Route>);
 impl CurrentRoute {
     /// Reads the route from the address bar and follows back/forward navigation.
     pub fn install() -> Self {
-        let current = RwSignal::new(Route::parse(&window().location().pathname().unwrap_or_default()));
-        let handle = window_event_listener(leptos::ev::popstate, move |_| {
-            current.set(Route::parse(&window().location().pathname().unwrap_or_default()));
-        });
+        let current = RwSignal::new(Route::current());
+        let handle = window_event_listener(leptos::ev::popstate, move |_| current.set(Route::current()));
         // The listener lives as long as the page.
         std::mem::forget(handle);
         CurrentRoute(current)
@@ -81,5 +99,9 @@ mod tests {
         assert_eq!(Route::parse("/"), Route::NewChat);
         assert_eq!(Route::parse("/chat/not-a-uuid"), Route::NewChat);
         assert_eq!(Route::parse("/chat/00000000-0000-0000-0000-000000000000/"), Route::Chat(id));
+        assert_eq!(Route::parse(&Route::Share(id).path()), Route::Share(id));
+        assert_eq!(Route::parse("/share/nope"), Route::NewChat);
+        assert_eq!((Route::Share(id).chat_id(), Route::Share(id).share_id()), (None, Some(id)));
+        assert_eq!(Route::Chat(id).share_id(), None);
     }
 }

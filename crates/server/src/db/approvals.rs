@@ -25,8 +25,10 @@ pub struct AnswerWithApproval {
     pub last_event_seq: i64,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// The chat's last message position (an answer that is not the last one is history).
-    pub chat_last_seq: i64,
+    /// Whether it ends the branch the chat shows (an answer anything follows, or on another branch, is history).
+    pub is_active_leaf: bool,
+    /// The question it answers.
+    pub parent_id: Option<Uuid>,
     /// Prompt tokens of the model calls so far.
     pub input_tokens: Option<i64>,
     /// Generated tokens of the model calls so far.
@@ -47,8 +49,9 @@ pub async fn find(
         r#"
         select m.message_id, m.seq, m.status, m.parts as "parts: Json<Vec<MessagePart>>", m.model, m.last_event_seq,
                m.created_at,
-               (select max(seq) from chat.messages where chat_id = $1) as "chat_last_seq!",
-               m.input_tokens, m.output_tokens
+               m.message_id is not distinct from (select active_leaf from chat.chats where chat_id = $1)
+                   as "is_active_leaf!",
+               m.input_tokens, m.output_tokens, m.parent_id
         from chat.messages m
         where m.chat_id = $1 and m.role = 'assistant' and m.parts @> $2
         order by m.seq desc

@@ -26,6 +26,12 @@ pub struct ChatRow {
     pub updated_at: DateTime<Utc>,
     /// The sources of tools the chat uses; `None`: all the server offers.
     pub tool_sources: Option<Vec<String>>,
+    /// Pinned to the top of the sidebar.
+    pub pinned: bool,
+    /// Out of the list until brought back.
+    pub archived: bool,
+    /// In search results: the newest message whose text matched.
+    pub matched_message_id: Option<Uuid>,
 }
 
 impl From<ChatRow> for ChatSummary {
@@ -38,6 +44,9 @@ impl From<ChatRow> for ChatSummary {
             created_at: row.created_at,
             updated_at: row.updated_at,
             tools: row.tool_sources,
+            pinned: row.pinned,
+            archived: row.archived,
+            matched_message_id: row.matched_message_id,
         }
     }
 }
@@ -49,6 +58,22 @@ pub struct ChatFilter {
     pub search: Option<String>,
     /// Only chats with this scope key.
     pub scope: Option<String>,
+    /// Which chats by their place in the sidebar.
+    pub section: Section,
+}
+
+/// The chats of one part of the sidebar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Section {
+    /// Every chat not archived (the default, and the only choice with search or a scope).
+    #[default]
+    Listed,
+    /// Pinned chats not archived.
+    Pinned,
+    /// Chats neither pinned nor archived (the sidebar's list below the pinned ones).
+    Unpinned,
+    /// Archived chats.
+    Archived,
 }
 
 /// Inserts a chat, or returns `None` if the id is taken (by this owner or another).
@@ -67,7 +92,9 @@ pub async fn insert_chat(
         insert into chat.chats (chat_id, owner_id, title, model, scope)
         values ($1, $2, $3, $4, $5)
         on conflict (chat_id) do nothing
-        returning chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
+        returning chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources,
+                  pinned_at is not null as "pinned!", archived_at is not null as "archived!",
+                  null::uuid as "matched_message_id?"
         "#,
         chat_id,
         owner_id,
@@ -85,7 +112,9 @@ pub async fn fetch_chat(db: impl PgExecutor<'_>, owner_id: &str, chat_id: Uuid) 
         ChatRow,
         // language=PostgreSQL
         r#"
-        select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
+        select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources,
+               pinned_at is not null as "pinned!", archived_at is not null as "archived!",
+               null::uuid as "matched_message_id?"
         from chat.chats
         where chat_id = $1 and owner_id = $2
         "#,
@@ -109,7 +138,9 @@ pub async fn rename_chat(
         r#"
         update chat.chats set title = $3, title_source = 'user'
         where chat_id = $1 and owner_id = $2
-        returning chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
+        returning chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources,
+                  pinned_at is not null as "pinned!", archived_at is not null as "archived!",
+                  null::uuid as "matched_message_id?"
         "#,
         chat_id,
         owner_id,
@@ -132,11 +163,42 @@ pub async fn set_tool_sources(
         r#"
         update chat.chats set tool_sources = $3
         where chat_id = $1 and owner_id = $2
-        returning chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
+        returning chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources,
+                  pinned_at is not null as "pinned!", archived_at is not null as "archived!",
+                  null::uuid as "matched_message_id?"
         "#,
         chat_id,
         owner_id,
         sources
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Pins or unpins, archives or brings back a chat (`None`: unchanged). Does not count as activity.
+pub async fn set_place(
+    db: impl PgExecutor<'_>,
+    owner_id: &str,
+    chat_id: Uuid,
+    pinned: Option<bool>,
+    archived: Option<bool>,
+) -> sqlx::Result<Option<ChatRow>> {
+    sqlx::query_as!(
+        ChatRow,
+        // language=PostgreSQL
+        r#"
+        update chat.chats
+        set pinned_at = case when $3::boolean is null then pinned_at when $3 then coalesce(pinned_at, now()) end,
+            archived_at = case when $4::boolean is null then archived_at when $4 then coalesce(archived_at, now()) end
+        where chat_id = $1 and owner_id = $2
+        returning chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources,
+                  pinned_at is not null as "pinned!", archived_at is not null as "archived!",
+                  null::uuid as "matched_message_id?"
+        "#,
+        chat_id,
+        owner_id,
+        pinned,
+        archived
     )
     .fetch_optional(db)
     .await
@@ -176,14 +238,16 @@ pub async fn list_chats(
         return search_chats(db, owner_id, search, filter.scope.as_deref(), after, limit).await;
     }
     match &filter.scope {
-        None => {
+        None if filter.section == Section::Pinned => {
             sqlx::query_as!(
                 ChatRow,
                 // language=PostgreSQL
                 r#"
-                select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
+                select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources,
+                       true as "pinned!", false as "archived!", null::uuid as "matched_message_id?"
                 from chat.chats
-                where owner_id = $1 and (updated_at, chat_id) < ($2, $3)
+                where owner_id = $1 and pinned_at is not null and archived_at is null
+                  and (updated_at, chat_id) < ($2, $3)
                 order by updated_at desc, chat_id desc
                 limit $4
                 "#,
@@ -195,14 +259,58 @@ pub async fn list_chats(
             .fetch_all(db)
             .await
         }
+        None if filter.section == Section::Archived => {
+            sqlx::query_as!(
+                ChatRow,
+                // language=PostgreSQL
+                r#"
+                select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources,
+                       pinned_at is not null as "pinned!", true as "archived!", null::uuid as "matched_message_id?"
+                from chat.chats
+                where owner_id = $1 and archived_at is not null and (updated_at, chat_id) < ($2, $3)
+                order by updated_at desc, chat_id desc
+                limit $4
+                "#,
+                owner_id,
+                after.updated_at,
+                after.chat_id,
+                limit
+            )
+            .fetch_all(db)
+            .await
+        }
+        None => {
+            sqlx::query_as!(
+                ChatRow,
+                // language=PostgreSQL
+                r#"
+                select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources,
+                       pinned_at is not null as "pinned!", false as "archived!", null::uuid as "matched_message_id?"
+                from chat.chats
+                where owner_id = $1 and archived_at is null and (updated_at, chat_id) < ($2, $3)
+                  and ($5 or pinned_at is null)
+                order by updated_at desc, chat_id desc
+                limit $4
+                "#,
+                owner_id,
+                after.updated_at,
+                after.chat_id,
+                limit,
+                filter.section == Section::Listed
+            )
+            .fetch_all(db)
+            .await
+        }
         Some(scope) => {
             sqlx::query_as!(
                 ChatRow,
                 // language=PostgreSQL
                 r#"
-                select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources
+                select chat_id, title, title_source, model, scope, created_at, updated_at, tool_sources,
+               pinned_at is not null as "pinned!", archived_at is not null as "archived!",
+               null::uuid as "matched_message_id?"
                 from chat.chats
-                where owner_id = $1 and scope = $2 and (updated_at, chat_id) < ($3, $4)
+                where owner_id = $1 and scope = $2 and archived_at is null and (updated_at, chat_id) < ($3, $4)
                 order by updated_at desc, chat_id desc
                 limit $5
                 "#,
@@ -223,8 +331,10 @@ pub async fn list_chats(
 /// The words are split by PostgreSQL's own text parser (the same one that built the indexed vectors) and
 /// each becomes a quoted prefix term, so no user input is ever parsed as tsquery syntax.
 ///
-/// The message match is an uncorrelated `in (...)`: PostgreSQL runs it once through the GIN index and hashes
-/// the chat ids. (A correlated `exists` probed the index once per chat: seconds for a user with 10,000 chats.)
+/// The message match is an uncorrelated `in (...)`: PostgreSQL runs it once through the GIN index and hashes the
+/// chat ids. (A correlated `exists` probed the index once per chat: seconds for a user with 10,000 chats.) Only the
+/// chats of the page then look up their newest matching message (which may be on a branch the chat does not show:
+/// the client opens that branch); collecting it for every hit doubled the time of a word found everywhere.
 async fn search_chats(
     db: impl PgExecutor<'_>,
     owner_id: &str,
@@ -242,9 +352,13 @@ async fn search_chats(
                        '''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''':*', ' & ')) as q
             from unnest(to_tsvector('simple', $2::text))
         )
-        select c.chat_id, c.title, c.title_source, c.model, c.scope, c.created_at, c.updated_at, c.tool_sources
+        select c.chat_id, c.title, c.title_source, c.model, c.scope, c.created_at, c.updated_at, c.tool_sources,
+               c.pinned_at is not null as "pinned!", c.archived_at is not null as "archived!",
+               (select m.message_id from chat.messages m
+                where m.chat_id = c.chat_id and m.content_search @@ query.q
+                order by m.seq desc limit 1) as "matched_message_id?"
         from chat.chats c, query
-        where c.owner_id = $1
+        where c.owner_id = $1 and c.archived_at is null
           and ($3::text is null or c.scope = $3)
           and (c.updated_at, c.chat_id) < ($4, $5)
           and (c.title_search @@ query.q

@@ -10,6 +10,8 @@ pub mod credentials;
 pub mod cursor;
 pub mod events;
 pub mod feedback;
+pub mod shares;
+pub mod summaries;
 pub mod thread;
 pub mod workers;
 
@@ -116,11 +118,21 @@ async fn wait_until_reachable(
 
 /// Creates the `chat` schema and applies pending migrations, holding an advisory lock so that instances
 /// starting at the same moment take turns (sqlx's own lock is taken only after it creates its table).
+///
+/// The lock is polled rather than waited for: an index built concurrently waits for every transaction open when it
+/// starts, and a statement blocked in `pg_advisory_lock` is one, which the index would wait for while it waits for
+/// the lock: a deadlock. Each poll is a transaction of its own that ends at once.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await.context("acquiring a connection for migrations")?;
-    sqlx::query!("select pg_advisory_lock($1)", MIGRATION_LOCK_KEY).execute(&mut *conn).await?;
+    while !sqlx::query_scalar!("select pg_try_advisory_lock($1) as \"locked!\"", MIGRATION_LOCK_KEY)
+        .fetch_one(&mut *conn)
+        .await?
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let result = async {
         sqlx::query!("create schema if not exists chat").execute(&mut *conn).await.map_err(explain_privileges)?;
+        drop_unfinished_indexes(&mut conn).await?;
         MIGRATOR.run(&mut *conn).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(db) => explain_privileges(db),
             other => anyhow::Error::new(other),
@@ -129,6 +141,32 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     .await;
     sqlx::query!("select pg_advisory_unlock($1)", MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
     result.context("applying database migrations")
+}
+
+/// Drops the indexes a concurrent build left unfinished (a process that died during it, or a build a deadlock ended):
+/// PostgreSQL keeps such an index, invalid, and `create index concurrently if not exists` would then take it for
+/// done. The migration that builds it was not recorded, so it runs again next and builds it whole. Called with the
+/// migration lock held: no other process is building one.
+async fn drop_unfinished_indexes(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    let unfinished = sqlx::query_scalar!(
+        // language=PostgreSQL
+        r#"
+        select c.relname as "name!"
+        from pg_index i
+        join pg_class c on c.oid = i.indexrelid
+        join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'chat' and not i.indisvalid
+        "#
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for name in unfinished {
+        tracing::warn!(index = %name, "dropping an index whose concurrent build did not finish; it is built again");
+        // An identifier cannot be a bind parameter; the name comes from the catalog and is quoted.
+        let statement = format!("drop index concurrently if exists chat.\"{}\"", name.replace('"', "\"\""));
+        sqlx::raw_sql(&statement).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Adds the fix to "permission denied": the classic Lakebase pitfall is a `chat` schema created by a person

@@ -13,12 +13,11 @@ use serde_json::json;
 use shared::{Content, DataPart, MessagePart, MessageStatus, ModelKind, Role, StreamMetadata, UiChunk, Usage};
 use uuid::Uuid;
 
-use super::history::build_prompt;
 use super::live::LiveTurn;
 use super::log::TurnLog;
 use super::start::{HISTORY_ROWS, conversation_id};
 use super::{Engine, lock, turn};
-use crate::db::{answers, approvals, chats, thread};
+use crate::db::{answers, approvals, chats};
 use crate::error::ApiError;
 use crate::llm::{APPROVAL_PART, CallContext, ModelRequest};
 use crate::tools::ToolContext;
@@ -91,7 +90,7 @@ impl Engine {
                 "the agent is still answering; answer the request once it has finished".into(),
             ));
         }
-        if answer.seq != answer.chat_last_seq {
+        if !answer.is_active_leaf {
             return Err(ApiError::Conflict("the chat went on after this request; ask the agent again".into()));
         }
         if let Some(running) = answers::running_answer(&mut *tx, chat_id).await? {
@@ -139,12 +138,13 @@ impl Engine {
             ));
         }
         // The answer itself follows the prompt as the assistant's message (see `turn::run_steps`).
-        let history: Vec<(Role, Vec<MessagePart>)> =
-            thread::history_for_prompt(&mut *tx, chat_id, answer.seq, HISTORY_ROWS)
-                .await?
-                .into_iter()
-                .filter_map(|row| Role::parse(&row.role).map(|role| (role, row.parts.0)))
-                .collect();
+        // The branch up to the answer's question, from its stored summary (a continuation does not summarise: the
+        // turn it continues already made the branch fit).
+        let branch = match answer.parent_id {
+            Some(question) => super::context::load(&mut tx, question, HISTORY_ROWS).await?,
+            None => super::context::Branch::default(),
+        };
+        let history = branch.history();
         tx.commit().await?;
 
         if !ran_here {
@@ -163,7 +163,7 @@ impl Engine {
         let request = ModelRequest {
             model: model.id.clone(),
             protocol: model.protocol,
-            messages: build_prompt(inner.prompt.system_prompt.as_deref(), &history, inner.prompt.history_token_budget),
+            messages: branch.prompt(inner.prompt.system_prompt.as_deref(), inner.prompt.window(&model).budget()),
             tools: self.tools_for(&model, &context),
             temperature: inner.prompt.temperature,
             max_tokens: inner.prompt.max_tokens,

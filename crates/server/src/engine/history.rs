@@ -1,5 +1,6 @@
 //! The prompt: the system prompt plus the chat's stored history (never the client's copy), trimmed to a token
-//! budget by dropping the oldest messages first.
+//! budget by dropping the oldest messages first. When the branch's older part was summarised ([`super::context`]),
+//! the summary follows the system prompt and the pinned messages it left out come first, as they are.
 
 use shared::{MessagePart, Role, ToolState};
 
@@ -11,6 +12,18 @@ use crate::llm::{APPROVAL_PART, PromptMessage, PromptRole};
 pub fn estimate_tokens(text: &str) -> usize {
     text.chars().count().div_ceil(4) + 4
 }
+
+/// What stands for a branch's older part in a prompt.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Earlier<'a> {
+    /// The summary of the older messages.
+    pub summary: Option<&'a str>,
+    /// Messages the user pinned among them, sent as they are, oldest first.
+    pub pinned: &'a [(Role, Vec<MessagePart>)],
+}
+
+/// How the summary is introduced after the system prompt.
+const SUMMARY_HEADING: &str = "Summary of the earlier part of this conversation:";
 
 /// Builds the prompt from stored messages given newest first.
 ///
@@ -24,27 +37,42 @@ pub fn build_prompt(
     newest_first: &[(Role, Vec<MessagePart>)],
     budget: usize,
 ) -> Vec<PromptMessage> {
+    build_prompt_with(system_prompt, Earlier::default(), newest_first, budget)
+}
+
+/// [`build_prompt`] for a branch whose older part is summarised: the summary joins the system message (several
+/// endpoints take one system message only, first), the pinned messages follow it and are never dropped.
+pub fn build_prompt_with(
+    system_prompt: Option<&str>,
+    earlier: Earlier<'_>,
+    newest_first: &[(Role, Vec<MessagePart>)],
+    budget: usize,
+) -> Vec<PromptMessage> {
     let system = system_prompt.filter(|s| !s.trim().is_empty());
-    let mut remaining = budget.saturating_sub(system.map_or(0, estimate_tokens));
+    let system = match (system, earlier.summary) {
+        (system, Some(summary)) => {
+            Some(format!("{}{SUMMARY_HEADING}\n{summary}", system.map(|s| format!("{s}\n\n")).unwrap_or_default()))
+        }
+        (Some(system), None) => Some(system.to_owned()),
+        (None, None) => None,
+    };
+    let mut remaining = budget.saturating_sub(system.as_deref().map_or(0, estimate_tokens));
+    let pinned: Vec<PromptMessage> =
+        earlier.pinned.iter().rev().filter_map(|(role, parts)| sendable(*role, parts)).collect();
+    for message in &pinned {
+        remaining = remaining.saturating_sub(message.parts.iter().map(part_tokens).sum::<usize>());
+    }
     let mut kept: Vec<PromptMessage> = Vec::new();
     for (role, parts) in newest_first {
-        let role = match role {
-            Role::User => PromptRole::User,
-            Role::Assistant => PromptRole::Assistant,
-            Role::System | Role::Tool => continue,
-        };
-        let parts: Vec<MessagePart> = parts.iter().filter(|part| goes_back(role, part)).cloned().collect();
-        let has_text = parts.iter().any(|p| p.is_text() && !p.text().trim().is_empty());
-        if !has_text && !parts.iter().any(|p| matches!(p, MessagePart::Tool(_))) {
-            continue;
-        }
-        let cost = parts.iter().map(part_tokens).sum::<usize>();
+        let Some(message) = sendable(*role, parts) else { continue };
+        let cost = message.parts.iter().map(part_tokens).sum::<usize>();
         if cost > remaining && !kept.is_empty() {
             break;
         }
         remaining = remaining.saturating_sub(cost);
-        kept.push(PromptMessage { role, parts });
+        kept.push(message);
     }
+    kept.extend(pinned);
     kept.reverse();
     // Merge runs of one role (oldest first now), a blank line between their texts.
     let mut merged: Vec<PromptMessage> = Vec::with_capacity(kept.len() + 1);
@@ -57,6 +85,10 @@ pub fn build_prompt(
             _ => merged.push(message),
         }
     }
+    if earlier.summary.is_some() && merged.first().is_some_and(|m| m.role != PromptRole::User) {
+        // The conversation goes on from its summary: the model's first kept answer follows a user turn.
+        merged.insert(0, PromptMessage::text(PromptRole::User, "(The earlier messages are summarised above.)"));
+    }
     while merged.first().is_some_and(|m| m.role != PromptRole::User) {
         merged.remove(0);
     }
@@ -64,6 +96,21 @@ pub fn build_prompt(
         merged.insert(0, PromptMessage::text(PromptRole::System, system));
     }
     merged
+}
+
+/// A stored message as it goes back to the model; `None` when nothing of it does.
+fn sendable(role: Role, parts: &[MessagePart]) -> Option<PromptMessage> {
+    let role = match role {
+        Role::User => PromptRole::User,
+        Role::Assistant => PromptRole::Assistant,
+        Role::System | Role::Tool => return None,
+    };
+    let parts: Vec<MessagePart> = parts.iter().filter(|part| goes_back(role, part)).cloned().collect();
+    let has_text = parts.iter().any(|p| p.is_text() && !p.text().trim().is_empty());
+    if !has_text && !parts.iter().any(|p| matches!(p, MessagePart::Tool(_))) {
+        return None;
+    }
+    Some(PromptMessage { role, parts })
 }
 
 /// Whether a stored part is sent back to the model.
@@ -80,6 +127,11 @@ fn goes_back(role: PromptRole, part: &MessagePart) -> bool {
         }
         _ => false,
     }
+}
+
+/// Rough tokens of a stored message's parts that go back to the model.
+pub fn message_tokens(role: Role, parts: &[MessagePart]) -> usize {
+    sendable(role, parts).map_or(0, |message| message.parts.iter().map(part_tokens).sum::<usize>() + 4)
 }
 
 /// Rough tokens of a part (see [`estimate_tokens`]).
@@ -150,6 +202,30 @@ mod tests {
         assert_eq!(prompt[0].role, PromptRole::System);
         assert_eq!(prompt.len(), 4, "system + the newest three messages fit");
         assert_eq!(prompt[1].role, PromptRole::User);
+    }
+
+    #[test]
+    fn a_summary_joins_the_system_message_and_pinned_messages_stay_first_and_whole() {
+        let long = "x".repeat(400);
+        let pinned = vec![(Role::User, text("remember: budget is 42"))];
+        let history = vec![(Role::User, text("newest")), (Role::Assistant, text(&long)), (Role::User, text(&long))];
+        let earlier = Earlier { summary: Some("They talked about budgets."), pinned: &pinned };
+
+        let prompt = build_prompt_with(Some("Be brief."), earlier, &history, 150);
+
+        assert_eq!(
+            roles(&prompt),
+            owned(&[
+                (
+                    PromptRole::System,
+                    "Be brief.\n\nSummary of the earlier part of this conversation:\nThey talked about budgets."
+                ),
+                (PromptRole::User, "remember: budget is 42"),
+                (PromptRole::Assistant, &long),
+                (PromptRole::User, "newest"),
+            ]),
+            "over budget, the oldest recent message goes; the pinned one stays"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod approval;
 mod background;
 mod checkpoint;
+pub mod context;
 mod finish;
 mod follow;
 pub mod history;
@@ -61,8 +62,14 @@ pub struct PromptSettings {
     pub temperature: Option<f32>,
     /// Output token limit.
     pub max_tokens: Option<u32>,
-    /// History budget in tokens.
+    /// History budget in tokens (a cap over every model's window).
     pub history_token_budget: usize,
+    /// Configured context windows by model.
+    pub context_tokens: std::collections::BTreeMap<String, usize>,
+    /// The local model's window.
+    pub local_context: usize,
+    /// Model that writes summaries of long chats; the chat's own when unset.
+    pub summary_model: Option<String>,
     /// Generate titles for new chats.
     pub title_generation: bool,
     /// Model for titles.
@@ -78,9 +85,28 @@ impl PromptSettings {
             temperature: models.temperature,
             max_tokens: models.max_tokens,
             history_token_budget: models.history_token_budget,
+            context_tokens: models.context_tokens.clone(),
+            local_context: models.local.context,
+            summary_model: models.summary_model.clone(),
             title_generation: models.title_generation,
             title_model: models.title_model.clone(),
         }
+    }
+}
+
+impl PromptSettings {
+    /// A model's context window: configured (`MODEL_CONTEXT_TOKENS`), else the local model's own, else the default.
+    pub fn window_tokens(&self, model: &ModelEntry) -> usize {
+        match self.context_tokens.get(&model.id) {
+            Some(tokens) => *tokens,
+            None if model.protocol == crate::llm::Protocol::Local => self.local_context,
+            None => crate::config::DEFAULT_CONTEXT_TOKENS,
+        }
+    }
+
+    /// A model's window with the room its answers need.
+    pub fn window(&self, model: &ModelEntry) -> context::Window {
+        context::Window::new(self.window_tokens(model), self.max_tokens, self.history_token_budget)
     }
 }
 
@@ -222,6 +248,11 @@ impl Engine {
     /// The models users may pick.
     pub async fn catalog(&self) -> Arc<ModelCatalog> {
         self.inner.models.catalog().await
+    }
+
+    /// How prompts are built (the models' context windows among it).
+    pub fn prompt_settings(&self) -> &PromptSettings {
+        &self.inner.prompt
     }
 
     /// What to tell users when no model is offered.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use shared::{MessagePart, MessageStatus, ModelKind, Role, StreamMetadata, TurnState, UiChunk};
 use uuid::Uuid;
 
-use super::history::build_prompt;
+use super::context::{self, Branch, Summariser, Window};
 use super::live::LiveTurn;
 use super::title::{self, DEFAULT_TITLE, TitleModel, derive_title};
 use super::{Engine, lock, turn};
@@ -23,10 +23,18 @@ use secrecy::SecretString;
 pub(super) const HISTORY_ROWS: i64 = 500;
 
 /// What the user asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TurnInput {
-    /// The new message; `None` to regenerate the answer to the last user message.
+    /// The new message; `None` to answer again (a new version of an answer).
     pub text: Option<String>,
+    /// The message edited (with `text`: the new message is a version of it) or answered again (without: an answer,
+    /// which gets a new version, or a question, which gets a new answer); a server id or a client id. `None`: a new
+    /// message continues the branch, answering again takes the branch's last answer.
+    pub target: Option<String>,
+    /// The message the client shows just before the new one: when it is an answer of the chat, the new message
+    /// follows it (the client's branch, even if another tab switched the chat to another one). Else the chat's
+    /// active branch is continued.
+    pub after: Option<String>,
     /// The client's id for the message, making retries idempotent.
     pub client_id: Option<String>,
     /// The model the client asked for; the chat's (or the default) when `None`. Must be offered.
@@ -62,7 +70,10 @@ struct Stored {
     title: String,
     /// The sources of tools the chat uses (`None`: all).
     tool_sources: Option<Vec<String>>,
-    history: Vec<(Role, Vec<MessagePart>)>,
+    /// The branch the turn continues, from its stored summary.
+    branch: Branch,
+    /// The model that summarises the branch when it outgrows the window, with its window.
+    summary_model: Option<(String, Protocol, Window)>,
     /// The user's place among their running answers, held until the answer ends.
     slot: TurnSlot,
 }
@@ -121,29 +132,37 @@ impl Engine {
             user_token: input.user_token.clone(),
             sources: stored.tool_sources.clone(),
         };
-        let request = ModelRequest {
+        let mut request = ModelRequest {
             model: stored.model.id.clone(),
             protocol: stored.model.protocol,
-            messages: build_prompt(
-                inner.prompt.system_prompt.as_deref(),
-                &stored.history,
-                inner.prompt.history_token_budget,
-            ),
+            messages: Vec::new(),
             tools: self.tools_for(&stored.model, &context),
             temperature: inner.prompt.temperature,
             max_tokens: inner.prompt.max_tokens,
             user_token: input.user_token.clone(),
             context: (stored.model.kind() == ModelKind::Agent).then(|| CallContext {
-                conversation_id: conversation_id(chat_id, &stored.history),
+                conversation_id: conversation_id(chat_id, &stored.branch.history()),
                 user_id: owner_id.to_owned(),
             }),
             resume: None,
         };
         tracing::info!(chat.id = %chat_id, answer.id = %stored.answer_id, model = %stored.model.id, "turn started");
-        let running = turn::run(self.inner.clone(), turn.clone(), model.clone(), Box::new(request), context);
-        let slot = stored.slot;
+        let summariser = stored.summary_model.map(|(name, protocol, window)| Summariser {
+            client: model.clone(),
+            name,
+            protocol,
+            window,
+            user_token: input.user_token.clone(),
+        });
+        let budget = inner.prompt.window(&stored.model).budget();
+        let (engine, live, client, slot, branch) =
+            (self.inner.clone(), turn.clone(), model.clone(), stored.slot, stored.branch);
         inner.tasks.spawn(async move {
-            running.await;
+            // The prompt is made in the turn's task: summarising a long branch is a model call of its own, which the
+            // answer shows while it runs.
+            let system = engine.prompt.system_prompt.as_deref();
+            request.messages = context::prepare(&engine.db, &live, system, branch, budget, summariser).await;
+            turn::run(engine, live, client, Box::new(request), context).await;
             drop(slot);
         });
         if let Some((name, protocol)) = stored.title_model {
@@ -184,7 +203,11 @@ impl Engine {
             .filter(|c| c.owner_id == owner_id)
             .ok_or(ApiError::NotFound("chat"))?;
 
-        if let Some(client_id) = &input.client_id
+        // An AI SDK edit sends the new version under the id of the message it replaces: that id names the edited
+        // message, not a retry of this request.
+        let client_id =
+            input.client_id.as_deref().filter(|id| input.text.is_some() && input.target.as_deref() != Some(*id));
+        if let Some(client_id) = client_id
             && let Some(existing) = thread::find_client_message(&mut tx, chat_id, client_id).await?
         {
             tx.rollback().await?;
@@ -211,21 +234,22 @@ impl Engine {
         }
 
         let answer_id = Uuid::now_v7();
-        let (user_message_id, user_text, parts) = match &input.text {
-            Some(text) => (Uuid::now_v7(), text.clone(), vec![MessagePart::Text { text: text.clone() }]),
+        let (parent, user_message_id, user_text, parts) = match &input.text {
+            Some(text) => {
+                let parent = question_parent(&mut tx, chat_id, input).await?;
+                (parent, Uuid::now_v7(), text.clone(), vec![MessagePart::Text { text: text.clone() }])
+            }
             None => {
-                let (user_message_id, user_seq) = thread::last_user_message(&mut tx, chat_id)
-                    .await?
-                    .ok_or_else(|| ApiError::bad_request("there is no message to answer again in this chat"))?;
-                thread::delete_after(&mut tx, chat_id, user_seq).await?;
-                (user_message_id, String::new(), Vec::new())
+                let question = question_to_answer_again(&mut tx, chat_id, input.target.as_deref()).await?;
+                (Some(question), question.0, String::new(), Vec::new())
             }
         };
         let (assistant_seq, created_at) = thread::insert_turn(
             &mut tx,
             NewTurn {
                 chat_id,
-                user: input.text.as_ref().map(|_| (user_message_id, parts.as_slice(), input.client_id.as_deref())),
+                parent,
+                user: input.text.as_ref().map(|_| (user_message_id, parts.as_slice(), client_id)),
                 answer_id,
                 model: &model.id,
                 worker_id: inner.worker_id,
@@ -240,20 +264,28 @@ impl Engine {
             _ => ApiError::from(error),
         })?;
         // A chat created by this turn has no history but the message itself.
-        let history = if created.is_some() {
-            vec![(Role::User, parts)]
+        let branch = if created.is_some() {
+            let question = context::BranchMessage {
+                id: user_message_id,
+                role: Role::User,
+                parts,
+                depth: 1,
+                pinned: false,
+                usage: None,
+            };
+            Branch { recent: vec![question], summary: None }
         } else {
-            thread::history_for_prompt(&mut *tx, chat_id, assistant_seq, HISTORY_ROWS)
-                .await?
-                .into_iter()
-                .filter_map(|row| Role::parse(&row.role).map(|role| (role, row.parts.0)))
-                .collect()
+            context::load(&mut tx, user_message_id, HISTORY_ROWS).await?
         };
         tx.commit().await?;
         let chat_is_new = created.is_some();
         let title_model = (chat_is_new && inner.prompt.title_generation)
             .then(|| title_model_for(&catalog, inner.prompt.title_model.as_deref(), &model))
             .flatten();
+        let summary_model = summary_model_for(&catalog, inner.prompt.summary_model.as_deref(), &model).map(|entry| {
+            let window = inner.prompt.window(&entry);
+            (entry.id, entry.protocol, window)
+        });
         Ok(Begun::New(Box::new(Stored {
             answer_id,
             user_message_id,
@@ -264,9 +296,58 @@ impl Engine {
             title_model,
             title: chat.title,
             tool_sources: chat.tool_sources,
-            history,
+            branch,
+            summary_model,
             slot,
         })))
+    }
+}
+
+/// What a new question follows: for an edit, the edited question's parent (the new one is a version of it); else the
+/// answer the client shows last, when it is one of the chat's; else the end of the chat's active branch. `None`: a
+/// root (the chat's first question, or an edit of it). Returned as (message id, depth).
+async fn question_parent(
+    conn: &mut sqlx::PgConnection,
+    chat_id: Uuid,
+    input: &TurnInput,
+) -> Result<Option<(Uuid, i32)>, ApiError> {
+    if let Some(target) = &input.target {
+        let edited = thread::find_node(conn, chat_id, target)
+            .await?
+            .filter(|node| node.role == Role::User.as_str())
+            .ok_or_else(|| ApiError::bad_request("`messageId` names no question of this chat to edit"))?;
+        return Ok(edited.parent_id.map(|parent| (parent, edited.depth - 1)));
+    }
+    if let Some(after) = &input.after
+        && let Some(shown) = thread::find_node(conn, chat_id, after).await?
+        && shown.role == Role::Assistant.as_str()
+    {
+        return Ok(Some((shown.message_id, shown.depth)));
+    }
+    Ok(thread::active_leaf(conn, chat_id).await?.map(|leaf| (leaf.message_id, leaf.depth)))
+}
+
+/// The question a new answer answers: the one before the named answer (a new version of it), the named question
+/// itself, or, with no name, the question before the end of the active branch (or that end, when it is a question).
+async fn question_to_answer_again(
+    conn: &mut sqlx::PgConnection,
+    chat_id: Uuid,
+    target: Option<&str>,
+) -> Result<(Uuid, i32), ApiError> {
+    let node = match target {
+        Some(target) => thread::find_node(conn, chat_id, target)
+            .await?
+            .ok_or_else(|| ApiError::bad_request("`messageId` names no message of this chat"))?,
+        None => thread::active_leaf(conn, chat_id)
+            .await?
+            .ok_or_else(|| ApiError::bad_request("there is no message to answer again in this chat"))?,
+    };
+    if node.role == Role::User.as_str() {
+        return Ok((node.message_id, node.depth));
+    }
+    match node.parent_id {
+        Some(question) if node.role == Role::Assistant.as_str() => Ok((question, node.depth - 1)),
+        _ => Err(ApiError::bad_request("there is no question before this message to answer again")),
     }
 }
 
@@ -285,6 +366,27 @@ pub(super) fn conversation_id<'a>(
             _ => None,
         })
         .map_or_else(|| chat_id.to_string(), str::to_owned)
+}
+
+/// The model that summarises a long branch: `SUMMARY_MODEL` when set (an endpoint of the configured server when the
+/// picker does not offer it); else the chat's own model; else, for an agent (which answers in its own way, not with
+/// a summary), the default model or the first offered one. `None` when no model can.
+fn summary_model_for(
+    catalog: &crate::llm::ModelCatalog,
+    configured: Option<&str>,
+    chat_model: &ModelEntry,
+) -> Option<ModelEntry> {
+    if let Some(name) = configured {
+        return Some(catalog.get(name).cloned().unwrap_or_else(|| ModelEntry::named(name)));
+    }
+    if chat_model.kind() == ModelKind::Model {
+        return Some(chat_model.clone());
+    }
+    catalog
+        .default_model()
+        .filter(|entry| entry.kind() == ModelKind::Model)
+        .or_else(|| catalog.entries().iter().find(|entry| entry.kind() == ModelKind::Model))
+        .cloned()
 }
 
 /// The model that titles a new chat: `TITLE_MODEL` when set; else the chat's own model when it writes titles; else,

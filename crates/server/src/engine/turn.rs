@@ -100,7 +100,7 @@ where
         turn.update(|log| log.start_step());
     }
     let answer_so_far = turn.read(|log| log.parts());
-    let continues = answer_so_far.iter().any(|part| !matches!(part, MessagePart::StepStart));
+    let continues = answer_so_far.iter().any(|part| !matches!(part, MessagePart::StepStart) && !is_about_context(part));
     // The prompt is only kept for later steps when tools were offered: a plain answer has one step, and holding a
     // long history for as long as the answer streams would cost every running turn its size in memory. Requests
     // are boxed for the same reason: the task holds a pointer, not the request.
@@ -208,10 +208,16 @@ fn check_calls(
 }
 
 /// The request for the next step: the prompt, then the answer so far with its tool calls and their results.
-fn continued(template: &ModelRequest, answer: Vec<MessagePart>) -> Box<ModelRequest> {
+fn continued(template: &ModelRequest, mut answer: Vec<MessagePart>) -> Box<ModelRequest> {
+    answer.retain(|part| !is_about_context(part));
     let mut request = Box::new(template.clone());
     request.messages.push(PromptMessage { role: PromptRole::Assistant, parts: answer });
     request
+}
+
+/// The part that says the prompt was summarised: about the answer's context, not part of what the model said.
+fn is_about_context(part: &MessagePart) -> bool {
+    matches!(part, MessagePart::Data(data) if data.kind == super::context::SUMMARY_PART)
 }
 
 /// Runs calls together, logging each result as it comes; returns why the turn must end if it was asked to. Calls

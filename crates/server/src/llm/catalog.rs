@@ -163,7 +163,7 @@ impl ModelCatalog {
 
     /// The `GET /api/models` view; `tools_on` says whether this server offers tools at all (the entries that
     /// cannot use them then say so).
-    pub fn to_list(&self, hint: Option<String>, tools_on: bool) -> ModelList {
+    pub fn to_list(&self, hint: Option<String>, tools_on: bool, window: &dyn Fn(&ModelEntry) -> usize) -> ModelList {
         let default = self.default_model().map(|m| m.id.clone());
         ModelList {
             models: self
@@ -180,6 +180,7 @@ impl ModelCatalog {
                     },
                     kind: e.kind(),
                     tools: tools_on && e.offers_tools(),
+                    context_tokens: window(e) as u64,
                 })
                 .collect(),
             default_model: default,
@@ -246,7 +247,7 @@ mod tests {
 
     #[test]
     fn an_empty_catalog_explains_itself() {
-        let list = ModelCatalog::new(None, None).to_list(Some("configure a model".into()), false);
+        let list = ModelCatalog::new(None, None).to_list(Some("configure a model".into()), false, &|_| 4096);
         assert!(list.models.is_empty());
         assert_eq!(list.hint.as_deref(), Some("configure a model"));
     }

@@ -50,19 +50,19 @@ pub async fn post_chat(
     headers: HeaderMap,
     AppJson(body): AppJson<ChatTurnRequest>,
 ) -> ApiResult<Response> {
-    let (text, client_id) = match body.trigger.unwrap_or(Trigger::SubmitMessage) {
+    let target = body.message_id.as_deref().map(validate_client_id).transpose()?;
+    let (text, client_id, after) = match body.trigger.unwrap_or(Trigger::SubmitMessage) {
         Trigger::SubmitMessage => {
             let message = new_user_message(&body)?;
-            (Some(validate_text(&message.text())?), message.id.map(|id| validate_client_id(&id)).transpose()?)
+            let after = shown_before_new_message(&body).and_then(|id| validate_client_id(&id).ok());
+            (Some(validate_text(&message.text())?), message.id.map(|id| validate_client_id(&id)).transpose()?, after)
         }
-        Trigger::RegenerateMessage => (None, None),
+        Trigger::RegenerateMessage => (None, None, None),
     };
     let user_token = model_user_token(&state, &user)?;
     let tools = body.tools.map(|names| state.engine.check_tool_sources(names)).transpose()?;
-    let started = state
-        .engine
-        .start_turn(&user.id, body.id, TurnInput { text, client_id, model: body.model, user_token, tools })
-        .await?;
+    let input = TurnInput { text, target, after, client_id, model: body.model, user_token, tools };
+    let started = state.engine.start_turn(&user.id, body.id, input).await?;
     if prefers_async(&headers) {
         let accepted = TurnAccepted {
             generation_id: started.answer_id,
@@ -106,6 +106,13 @@ fn new_user_message(body: &ChatTurnRequest) -> ApiResult<IncomingMessage> {
         .and_then(|messages| messages.iter().rev().find(|m| m.role == "user"))
         .cloned()
         .ok_or_else(|| ApiError::bad_request("the body needs `message`, or `messages` ending with a user message"))
+}
+
+/// The id of the message an AI SDK client shows just before the new user message (the branch it continues).
+fn shown_before_new_message(body: &ChatTurnRequest) -> Option<String> {
+    let messages = body.messages.as_deref()?;
+    let last_user = messages.iter().rposition(|m| m.role == "user")?;
+    messages[..last_user].last()?.id.clone()
 }
 
 fn validate_text(text: &str) -> ApiResult<String> {

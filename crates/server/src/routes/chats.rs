@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Timeout, Unauthorized, Unavailable, UnsupportedMediaType,
 };
-use crate::db::chats::{self, ChatFilter};
+use crate::db::chats::{self, ChatFilter, Section};
 use crate::db::cursor::ChatCursor;
 use crate::engine::title::DEFAULT_TITLE;
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
@@ -36,9 +36,13 @@ pub struct ListChatsQuery {
     /// Only chats with this scope key (1 to 200 characters, no control characters).
     #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")]
     pub scope: Option<String>,
+    /// `true`: only pinned chats; `false`: only chats not pinned (the sidebar lists the two apart). Absent: both.
+    pub pinned: Option<bool>,
+    /// `true`: only archived chats (which every other listing and search leave out).
+    pub archived: Option<bool>,
 }
 
-/// Lists the caller's chats, most recently active first.
+/// Lists the caller's chats, most recently active first; archived chats only with `archived=true`.
 #[utoipa::path(get, path = "/api/chats", tag = "chats", params(ListChatsQuery),
     responses((status = 200, body = ChatPage), BadRequest, Unauthorized, Unavailable, Timeout))]
 pub async fn list_chats(
@@ -48,10 +52,21 @@ pub async fn list_chats(
 ) -> ApiResult<AppJson<ChatPage>> {
     let limit = validate::page_limit(query.limit)?;
     let after = query.cursor.as_deref().map(ChatCursor::decode).transpose().map_err(super::bad_cursor)?;
+    let section = match (query.archived.unwrap_or(false), query.pinned) {
+        (true, None) => Section::Archived,
+        (true, Some(_)) => return Err(ApiError::bad_request("`pinned` does not combine with `archived=true`")),
+        (false, Some(true)) => Section::Pinned,
+        (false, Some(false)) => Section::Unpinned,
+        (false, None) => Section::Listed,
+    };
     let filter = ChatFilter {
         search: validate::search_text(query.q)?,
         scope: query.scope.map(|s| validate::scope(&s)).transpose()?,
+        section,
     };
+    if section != Section::Listed && (filter.search.is_some() || filter.scope.is_some()) {
+        return Err(ApiError::bad_request("`pinned` and `archived` do not combine with `q` or `scope`"));
+    }
     let mut rows = chats::list_chats(&state.db, &user.id, &filter, after, i64::from(limit) + 1).await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
@@ -99,7 +114,7 @@ pub async fn get_chat(
     Ok(AppJson(row.into()))
 }
 
-/// Renames one of the caller's chats, or chooses the sources of tools its model may use.
+/// Renames one of the caller's chats, chooses the sources of tools its model may use, pins or archives it.
 #[utoipa::path(patch, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
     request_body = UpdateChatRequest,
     responses(
@@ -111,12 +126,12 @@ pub async fn update_chat(
     AppPath(id): AppPath<Uuid>,
     AppJson(request): AppJson<UpdateChatRequest>,
 ) -> ApiResult<AppJson<ChatSummary>> {
-    if request.title.is_none() && request.tools.is_none() {
-        return Err(ApiError::bad_request("nothing to change: send `title`, `tools` or both"));
+    if request.title.is_none() && request.tools.is_none() && request.pinned.is_none() && request.archived.is_none() {
+        return Err(ApiError::bad_request("nothing to change: send `title`, `tools`, `pinned` or `archived`"));
     }
     let title = request.title.as_deref().map(validate::title).transpose()?;
     let tools = request.tools.map(|names| state.engine.check_tool_sources(names)).transpose()?;
-    // Both in one transaction: a request that changes both changes both or neither.
+    // One transaction: a request that changes several things changes all or none.
     let mut tx = state.db.begin().await?;
     let mut row = None;
     if let Some(title) = &title {
@@ -128,6 +143,13 @@ pub async fn update_chat(
             chats::set_tool_sources(&mut *tx, &user.id, id, Some(tools)).await?.ok_or(ApiError::NotFound("chat"))?,
         );
         tracing::info!(chat.id = %id, sources = ?tools, "chose the chat's tool sources");
+    }
+    if request.pinned.is_some() || request.archived.is_some() {
+        row = Some(
+            chats::set_place(&mut *tx, &user.id, id, request.pinned, request.archived)
+                .await?
+                .ok_or(ApiError::NotFound("chat"))?,
+        );
     }
     tx.commit().await?;
     Ok(AppJson(row.ok_or(ApiError::NotFound("chat"))?.into()))

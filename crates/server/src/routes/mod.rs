@@ -4,6 +4,7 @@ pub mod app_config;
 pub mod approvals;
 pub mod chat;
 pub mod chats;
+pub mod export;
 pub mod feedback;
 pub mod generations;
 pub mod health;
@@ -11,6 +12,7 @@ pub mod me;
 pub mod messages;
 pub mod models;
 pub mod openapi;
+pub mod shares;
 pub mod sse;
 
 use axum::Router;
@@ -33,6 +35,12 @@ pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(chats::list_chats, chats::create_chat))
         .routes(routes!(chats::get_chat, chats::update_chat, chats::delete_chat))
         .routes(routes!(messages::list_messages))
+        .routes(routes!(messages::switch_branch))
+        .routes(routes!(messages::update_message))
+        .routes(routes!(export::export_chat))
+        .routes(routes!(shares::create_share, shares::list_shares))
+        .routes(routes!(shares::get_share, shares::delete_share))
+        .routes(routes!(shares::copy_share))
         .routes(routes!(feedback::put_feedback, feedback::delete_feedback))
         .routes(routes!(chat::stop_chat))
         .routes(routes!(generations::get_generation))
@@ -49,6 +57,8 @@ pub fn api_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenA
         .routes(routes!(chat::post_chat))
         .routes(routes!(chat::resume_chat))
         .routes(routes!(approvals::answer_approval))
+        // An import carries a whole chat.
+        .routes(routes!(export::import_chat))
         .layer(DefaultBodyLimit::max(state.config.http.max_chat_body_bytes));
     let (router, document) = json_routes.merge(stream_routes).split_for_parts();
     let router = router

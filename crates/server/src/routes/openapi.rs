@@ -20,8 +20,9 @@ use utoipa::{IntoResponses, OpenApi, ToSchema};
                        Errors always have the body `{\"error\":{\"code\":\"...\",\"message\":\"...\"}}`."
     ),
     tags(
-        (name = "chats", description = "Create, list, search, rename and delete chats"),
-        (name = "messages", description = "Chat history, and feedback on answers"),
+        (name = "chats", description = "Create, list, search, rename, pin, archive, export, import and delete chats"),
+        (name = "messages", description = "Chat history and its branches, and feedback on answers"),
+        (name = "shares", description = "Read-only links to a branch of a chat"),
         (name = "chat", description = "Turns: stream an answer (AI SDK UI message stream), resume, stop, poll"),
         (name = "system", description = "Health and identity")
     )

@@ -184,7 +184,7 @@ impl RecordsTools {
             .map(ChatCursor::decode)
             .transpose()
             .map_err(|_| ApiError::bad_request("cursor is not a next_cursor this tool gave"))?;
-        let filter = ChatFilter { search, scope: None };
+        let filter = ChatFilter { search, ..ChatFilter::default() };
         let mut rows = chats::list_chats(&self.db, owner, &filter, after, limit + 1).await?;
         let next_cursor = (rows.len() as i64 > limit).then(|| {
             rows.truncate(limit as usize);
@@ -197,7 +197,7 @@ impl RecordsTools {
     async fn read(&self, owner: &str, id: Uuid, input: &Value) -> Result<Value, ApiError> {
         let chat = chats::fetch_chat(&self.db, owner, id).await?.ok_or(ApiError::NotFound("chat"))?;
         let limit = input["limit"].as_i64().unwrap_or(30).clamp(1, MAX_READ);
-        let rows = thread::page(&self.db, id, None, limit).await?;
+        let rows = thread::page(&self.db, id, thread::PageStart::Leaf(None), limit).await?;
         let messages: Vec<Value> = rows
             .into_iter()
             .rev()

@@ -58,7 +58,7 @@ async fn invalid_input_is_rejected_with_a_clear_4xx_and_changes_nothing(_: PgPoo
         (
             Method::PATCH,
             chat_path.clone(),
-            Some(json!({"title": "ok", "pinned": true})),
+            Some(json!({"title": "ok", "starred": true})),
             StatusCode::BAD_REQUEST,
             "invalid_request",
         ),

@@ -222,12 +222,14 @@ pub fn state_with_pool(db: PgPool) -> AppState {
     AppState { db, config: std::sync::Arc::new(config), engine, refusals: Default::default() }
 }
 
-/// Inserts `count` messages into a chat with the given text pattern (fixture; `{i}` is replaced by the index).
+/// Inserts `count` messages into a chat with the given text pattern (fixture; `{i}` is replaced by the index): one
+/// branch, questions and answers in turn, which the chat shows.
 pub async fn insert_messages(db: &PgPool, chat_id: Uuid, count: i64, text: &str) {
     sqlx::query(
-        "insert into chat.messages (message_id, chat_id, seq, role, parts, status)
-         select gen_random_uuid(), $1, s, case when s % 2 = 1 then 'user' else 'assistant' end,
-                jsonb_build_array(jsonb_build_object('type', 'text', 'text', replace($3, '{i}', s::text))), 'complete'
+        "insert into chat.messages (message_id, chat_id, seq, role, parts, status, parent_id, depth)
+         select md5($1::text || s)::uuid, $1, s, case when s % 2 = 1 then 'user' else 'assistant' end,
+                jsonb_build_array(jsonb_build_object('type', 'text', 'text', replace($3, '{i}', s::text))), 'complete',
+                case when s > 1 then md5($1::text || (s - 1))::uuid end, s
          from generate_series(1, $2) s",
     )
     .bind(chat_id)
@@ -236,7 +238,7 @@ pub async fn insert_messages(db: &PgPool, chat_id: Uuid, count: i64, text: &str)
     .execute(db)
     .await
     .expect("fixture messages");
-    sqlx::query("update chat.chats set last_seq = $2 where chat_id = $1")
+    sqlx::query("update chat.chats set last_seq = $2, active_leaf = md5($1::text || $2)::uuid where chat_id = $1")
         .bind(chat_id)
         .bind(count)
         .execute(db)

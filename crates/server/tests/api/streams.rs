@@ -49,6 +49,11 @@ impl Streamed {
         self.events.iter().filter_map(SseEvent::chunk).collect()
     }
 
+    /// The chunks as JSON, as a client sees them.
+    pub fn json_chunks(&self) -> Vec<Value> {
+        self.events.iter().filter_map(|event| serde_json::from_str(&event.data).ok()).collect()
+    }
+
     /// Concatenated text deltas.
     pub fn text(&self) -> String {
         text_of(&self.chunks())

@@ -460,7 +460,7 @@ async fn a_retry_after_the_event_log_expired_replays_the_stored_answer(_: PgPool
 }
 
 #[sqlx::test(migrations = false)]
-async fn regenerate_replaces_the_last_answer(_: PgPoolOptions, connect: PgConnectOptions) {
+async fn regenerate_adds_a_version_of_the_last_answer(_: PgPoolOptions, connect: PgConnectOptions) {
     let app = TestApp::spawn_with_model(connect).await;
     let chat_id = Uuid::new_v4();
     let first = app.post_chat(ALICE, lean(chat_id, "question")).await;
@@ -472,7 +472,10 @@ async fn regenerate_replaces_the_last_answer(_: PgPoolOptions, connect: PgConnec
     let page = history(&app, ALICE, chat_id).await;
     assert_eq!(page.messages.len(), 2);
     assert_eq!(page.messages[1].text(), "a better answer");
-    assert_ne!(page.messages[1].id, first.message_id().expect("id"));
+    let first_id = first.message_id().expect("id");
+    assert_ne!(page.messages[1].id, first_id);
+    let versions = page.messages[1].metadata.branch.clone().expect("the first answer is kept as a version");
+    assert_eq!(versions.siblings, [first_id, page.messages[1].id]);
     let sent = app.fake().requests().last().expect("request").body.clone();
     assert_eq!(sent["messages"], json!([{"role": "user", "content": "question"}]));
 }
@@ -519,7 +522,8 @@ async fn the_model_list_offers_the_default_first(_: PgPoolOptions, connect: PgCo
     assert_eq!(models.json["models"][0]["is_default"], true);
     assert_eq!(
         models.json["models"][1],
-        json!({"id": "other-model", "display_name": "Other Model", "is_default": false, "kind": "model", "tools": true})
+        json!({"id": "other-model", "display_name": "Other Model", "is_default": false, "kind": "model", "tools": true,
+               "context_tokens": 32_768})
     );
 }
 

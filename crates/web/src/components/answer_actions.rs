@@ -1,11 +1,13 @@
-//! What the controls inside answers' HTML (`answer_html.rs`) do: copy a code block, show a whole tool result, allow
-//! or deny a tool call, vote and comment. One delegated listener per event on the message list does it all (clicks,
-//! and typing for the comment's counter); each control finds its answer from the `data-message` around it.
+//! What the controls inside messages' HTML (`answer_html.rs`) do: copy a code block, show a whole tool result,
+//! allow or deny a tool call, vote and comment, switch to another version of a message, edit a question, pin a
+//! message. One delegated listener per event on the message list does it all (clicks, keys in a question's edit
+//! box, and typing for the comment's counter); each control finds its answer from the `data-message` around it, or
+//! its question from the `data-question`.
 
-use leptos::ev::{Event, MouseEvent};
+use leptos::ev::{Event, KeyboardEvent, MouseEvent};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::{FeedbackRequest, MessagePart, Rating};
+use shared::{FeedbackRequest, Rating};
 use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlElement, HtmlInputElement, HtmlTextAreaElement};
 
@@ -16,9 +18,10 @@ use crate::state::answer::AnswerState;
 use crate::state::feedback::{Vote, click, counter, with_comment};
 use crate::state::session::Session;
 
-/// Clicks on buttons inside answers.
-pub fn on_click(session: Session, ev: &MouseEvent) {
-    let Some(target) = ev.target().map(JsCast::unchecked_into::<Element>) else { return };
+/// Clicks any conversation handles, a shared one too: copying a code block, showing the whole of a cut box (`full`
+/// finds that text from the answer's id, the call's id and the box's label). Returns the other control clicked.
+pub fn on_read_click(ev: &MouseEvent, full: impl Fn(&str, &str, &str) -> Option<String>) -> Option<Element> {
+    let target = ev.target()?.unchecked_into::<Element>();
     if let Ok(Some(button)) = target.closest(".copy-code") {
         let code = button
             .closest(".code-block")
@@ -30,12 +33,81 @@ pub fn on_click(session: Session, ev: &MouseEvent) {
         copy_text(&code);
         button.set_text_content(Some("Copied"));
         set_timeout(move || button.set_text_content(Some("Copy")), std::time::Duration::from_millis(1500));
-        return;
+        return None;
     }
-    let Ok(Some(button)) = target.closest("button[data-action]") else { return };
+    let button = target.closest("button[data-action]").ok()??;
+    if button.get_attribute("data-action").as_deref() == Some("show-all") {
+        show_all(&button, full);
+        return None;
+    }
+    Some(button)
+}
+
+/// Clicks on buttons inside messages; `model` answers an edited question.
+pub fn on_click(session: Session, model: RwSignal<Option<String>>, ev: &MouseEvent) {
+    let full = |message: &str, call: &str, label: &str| {
+        session.answer(message)?.with_untracked(|a| full_text(&a.answer.parts, call, label))
+    };
+    let Some(button) = on_read_click(ev, full) else { return };
     let card = |selector: &str| button.closest(selector).ok().flatten();
     match button.get_attribute("data-action").as_deref() {
-        Some("show-all") => show_all(session, &button),
+        Some("pin") => {
+            if let Some(key) = button.get_attribute("data-pin") {
+                session.toggle_pin(key);
+            }
+        }
+        Some("edit") => {
+            if let Some(question) = card("[data-question]") {
+                session.editing.set(question.get_attribute("data-question"));
+                // Into the box, after the text.
+                request_animation_frame(move || {
+                    if let Some(input) = value::<HtmlTextAreaElement>(&question, "textarea") {
+                        let _ = input.focus();
+                        let end = input.value().len() as u32;
+                        let _ = input.set_selection_range(end, end);
+                    }
+                });
+            }
+        }
+        Some(action @ ("edit-cancel" | "edit-save")) => {
+            let Some(question) = card("[data-question]") else { return };
+            let text = value::<HtmlTextAreaElement>(&question, "textarea")
+                .map(|input| (input.value(), input.default_value().unwrap_or_default()));
+            let (Some(key), Some((text, original))) = (question.get_attribute("data-question"), text) else { return };
+            if action == "edit-save" && text.trim().is_empty() {
+                return;
+            }
+            session.editing.set(None);
+            if action == "edit-save" && text != original {
+                session.edit(key, text, model.get_untracked());
+                // The question is replaced by its new version: the keyboard goes to the message box.
+                if let Some(composer) = document().get_element_by_id("composer-input") {
+                    let _ = composer.unchecked_into::<HtmlElement>().focus();
+                }
+            } else {
+                request_animation_frame(move || focus(&question, "[data-action=edit]"));
+            }
+        }
+        Some("version") => {
+            let (Some(to), Some(dir)) = (button.get_attribute("data-to"), button.get_attribute("data-dir")) else {
+                return;
+            };
+            let Ok(id) = uuid::Uuid::parse_str(&to) else { return };
+            spawn_local(async move {
+                if session.switch(id).await {
+                    // The thread is drawn again: the keyboard goes to the same button of the version now shown (the
+                    // other one at an end).
+                    request_animation_frame(move || {
+                        let switcher = document().query_selector(&format!("[data-versions=\"{to}\"]")).ok().flatten();
+                        if let Some(switcher) = switcher {
+                            let same = format!("[data-dir={dir}]:enabled");
+                            let found = value::<Element>(&switcher, &same).is_some();
+                            focus(&switcher, if found { &same } else { "button:enabled" });
+                        }
+                    });
+                }
+            });
+        }
         Some("approve") => {
             if let Some(card) = card(".approval") {
                 answer_approval(session, card, true, None);
@@ -89,6 +161,20 @@ pub fn on_click(session: Session, ev: &MouseEvent) {
     }
 }
 
+/// Keys in a question's edit box: Escape cancels, Ctrl/Cmd+Enter saves.
+pub fn on_keydown(ev: &KeyboardEvent) {
+    let action = match ev.key().as_str() {
+        "Escape" => "[data-action=edit-cancel]",
+        "Enter" if ev.ctrl_key() || ev.meta_key() => "[data-action=edit-save]",
+        _ => return,
+    };
+    let target: Element = event_target(ev);
+    if let Some(button) = target.closest(".edit").ok().flatten().and_then(|edit| value::<HtmlElement>(&edit, action)) {
+        ev.prevent_default();
+        button.click();
+    }
+}
+
 /// Typing in a comment: its counter.
 pub fn on_input(ev: &Event) {
     let input: Element = event_target(ev);
@@ -121,21 +207,16 @@ fn focus(root: &Element, selector: &str) {
 }
 
 /// Replaces the start of a cut box with all of it.
-fn show_all(session: Session, button: &Element) {
+fn show_all(button: &Element, full: impl Fn(&str, &str, &str) -> Option<String>) {
     let Some(card) = button.closest("details").ok().flatten() else { return };
-    let (Some(call), Some(answer), Some(text_box)) =
-        (card.get_attribute("data-key"), answer_of(session, button), button.previous_element_sibling())
+    let message = card.get_attribute("data-message");
+    let (Some(call), Some(message), Some(text_box)) =
+        (card.get_attribute("data-key"), message, button.previous_element_sibling())
     else {
         return;
     };
     let label = text_box.get_attribute("aria-label").unwrap_or_default();
-    let full = answer.with_untracked(|a| {
-        a.answer.parts.iter().find_map(|part| match part {
-            MessagePart::Tool(tool) if tool.tool_call_id == call => full_text(tool, &label),
-            _ => None,
-        })
-    });
-    if let Some(full) = full {
+    if let Some(full) = full(&message, &call, &label) {
         text_box.set_text_content(Some(&full));
         button.remove();
         // The button is gone: keep the keyboard in the text it opened.

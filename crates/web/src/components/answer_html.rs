@@ -1,11 +1,14 @@
 //! An answer's body as HTML made here, escaped like the markdown of its text: the finished markdown blocks, tool
 //! calls (collapsed `<details>` cards, calls one after the other in one group), the agents that took over, approval
-//! requests, the numbered sources, and the vote. Strings rather than a view per field: each kind of view costs
+//! requests, the notice of older messages summarised, the numbered sources, and the vote; around messages, the box
+//! to edit a question, the switcher between a message's versions and the pin; and a shared chat's messages,
+//! read-only. Strings rather than a view per field: each kind of view costs
 //! WebAssembly the initial load cannot afford, and these pieces only change when a part does. What their buttons do
 //! is in `answer_actions.rs` (one delegated listener, as for the copy buttons of code blocks).
 
 use serde_json::Value;
-use shared::{MessagePart, Rating, ToolPart};
+use shared::{Branch, MessagePart, Rating, Role, ToolPart, UiMessage};
+use uuid::Uuid;
 
 use super::icons::Icon;
 use crate::highlight::escape_html;
@@ -13,8 +16,8 @@ use crate::markdown::escape_href;
 use crate::state::answer::AnswerState;
 use crate::state::feedback::{MAX_COMMENT, Vote};
 use crate::state::layout::{
-    Approval, Block, Citation, PREVIEW_BYTES, PREVIEW_LINES, ToolStatus, group_summary, json_text, layout, preview,
-    server_label, size_label, tool_title,
+    Approval, Block, Citation, PREVIEW_BYTES, PREVIEW_LINES, Summary, ToolStatus, citations, group_summary, json_text,
+    layout, preview, server_label, size_label, tool_title,
 };
 
 /// One finished piece of the body, keyed by its place and version: a piece that changes (a tool call that ends) is
@@ -51,6 +54,10 @@ pub fn pieces(answer: &AnswerState, can_answer: bool) -> Vec<Piece> {
             ),
             Block::Approval(at) => match parts.get(at).and_then(Approval::of) {
                 Some(approval) => approval_html(&approval, can_answer, &message, answer),
+                None => continue,
+            },
+            Block::Summary(at) => match parts.get(at).and_then(Summary::of) {
+                Some(summary) => summary_html(&summary),
                 None => continue,
             },
         };
@@ -141,10 +148,34 @@ fn long_text_html(label: &str, text: &str) -> String {
     )
 }
 
-/// The full text a "show all" button stands for: the `label` ("Arguments" or "Result") of a call.
-pub fn full_text(tool: &ToolPart, label: &str) -> Option<String> {
-    let value: &Option<Value> = if label == "Result" { &tool.output } else { &tool.input };
-    value.as_ref().map(json_text)
+/// The full text a "show all" button stands for: the `label` ("Arguments" or "Result") of the call `call` among
+/// an answer's parts.
+pub fn full_text(parts: &[MessagePart], call: &str, label: &str) -> Option<String> {
+    parts.iter().find_map(|part| match part {
+        MessagePart::Tool(tool) if tool.tool_call_id == call => {
+            let value: &Option<Value> = if label == "Result" { &tool.output } else { &tool.input };
+            value.as_ref().map(json_text)
+        }
+        _ => None,
+    })
+}
+
+/// The older messages summarised: a line while the summary is written or when it failed; once written, a folded
+/// section that opens on it.
+fn summary_html(summary: &Summary) -> String {
+    let notice = summary.notice();
+    match summary.text.filter(|_| summary.state == "done") {
+        Some(text) => format!(
+            "<details class=\"summary-notice\" data-testid=\"summary-notice\" data-state=\"done\"><summary>{notice}\
+             </summary><p class=\"summary-text\" data-testid=\"summary-text\">{}</p></details>",
+            escape_html(text)
+        ),
+        None => format!(
+            "<p class=\"summary-notice\" data-testid=\"summary-notice\" data-state=\"{}\">{}{notice}</p>",
+            escape_html(summary.state),
+            if summary.is_running() { "<span class=\"dot-pulse\" aria-hidden=\"true\"></span>" } else { "" },
+        ),
+    }
 }
 
 /// A request waiting for the user (with Allow, Deny and a reason when `can_answer`), or one line saying how it was
@@ -207,6 +238,106 @@ pub fn sources_html(list: &[Citation]) -> String {
     }
     html.push_str("</ol></section>");
     html
+}
+
+/// A question's text, or the box to edit it with Cancel and Save (Escape and Ctrl/Cmd+Enter in the box do the
+/// same).
+pub fn question_html(text: &str, editing: bool) -> String {
+    let text = escape_html(text);
+    match editing {
+        false => format!("<div class=\"bubble\">{text}</div>"),
+        // The newline after `<textarea>` is dropped by the parser, so a text that begins with one keeps it.
+        true => format!(
+            "<div class=\"edit\"><textarea class=\"edit-input\" data-testid=\"edit-input\" aria-label=\"Edit your message\">\n\
+             {text}</textarea><span class=\"edit-actions\"><button type=\"button\" class=\"button subtle small\" \
+             data-action=\"edit-cancel\" data-testid=\"edit-cancel\">Cancel</button><button type=\"button\" \
+             class=\"button primary small\" data-action=\"edit-save\" data-testid=\"edit-save\">Save</button></span></div>"
+        ),
+    }
+}
+
+/// Under the question `id`: the switcher of its versions, when it has several, the pin, and Edit; the switcher and
+/// Edit are disabled while `busy` (an answer streams).
+pub fn question_actions_html(id: &str, branch: Option<&Branch>, busy: bool, pinned: bool) -> String {
+    format!(
+        "{}{}<button type=\"button\" class=\"icon-button small edit-message\" data-action=\"edit\" \
+         data-testid=\"edit-message\" aria-label=\"Edit message\" title=\"Edit\"{}>{}</button>",
+        branch.map(|branch| versions_html(id, branch, busy)).unwrap_or_default(),
+        pin_html(id, pinned),
+        if busy { " disabled" } else { "" },
+        Icon::Rename.svg(),
+    )
+}
+
+/// The toggle that pins the message `key` (sent to the model as it is however long the chat grows), pressed when
+/// pinned, after a marker saying so.
+pub fn pin_html(key: &str, pinned: bool) -> String {
+    format!(
+        "{}<button type=\"button\" class=\"icon-button small pin\" data-action=\"pin\" data-pin=\"{}\" \
+         data-testid=\"pin-message\" aria-pressed=\"{pinned}\" aria-label=\"Pin message\" title=\"{}\">{}</button>",
+        if pinned { "<span class=\"pin-marker\" data-testid=\"pin-marker\">Pinned</span>" } else { "" },
+        escape_html(key),
+        if pinned { "Unpin" } else { "Pin" },
+        Icon::Pin.svg(),
+    )
+}
+
+/// A shared chat's messages, read-only: questions as text, answers as in a chat (reasoning folded, the body, the
+/// sources) without their controls.
+pub fn shared_html(messages: &[UiMessage]) -> String {
+    let mut html = String::new();
+    for message in messages {
+        if message.role != Role::Assistant {
+            html.push_str(&format!(
+                "<article class=\"message user\" data-testid=\"message-user\" aria-label=\"You\">{}</article>",
+                question_html(&message.text(), false)
+            ));
+            continue;
+        }
+        let answer = AnswerState::from_stored(message);
+        let reasoning = answer.reasoning();
+        html.push_str(
+            "<article class=\"message assistant\" data-testid=\"message-assistant\" aria-label=\"Assistant\">",
+        );
+        if !reasoning.is_empty() {
+            html.push_str(&format!(
+                "<details class=\"reasoning\"><summary>Thinking</summary><div class=\"reasoning-text\">{}</div></details>",
+                escape_html(&reasoning)
+            ));
+        }
+        html.push_str("<div class=\"markdown\" data-testid=\"answer-text\">");
+        for piece in pieces(&answer, false) {
+            html.push_str(&piece.html);
+        }
+        html.push_str(answer.tail_html());
+        html.push_str(&sources_html(&citations(&answer.answer.parts)));
+        html.push_str("</div></article>");
+    }
+    html
+}
+
+/// The switcher between the versions of message `id` (edits of a question, regenerated answers): previous, "2/3",
+/// next; a button has the version it shows in `data-to`, and is disabled at the ends and while `busy` (an answer
+/// streams).
+pub fn versions_html(id: &str, branch: &Branch, busy: bool) -> String {
+    let (at, count) = (branch.index + 1, branch.siblings.len());
+    let button = |dir: &str, label: &str, to: Option<&Uuid>| {
+        format!(
+            "<button type=\"button\" class=\"icon-button small {dir}\" data-action=\"version\" data-dir=\"{dir}\" \
+             data-to=\"{}\" aria-label=\"{label}\" title=\"{label}\"{}>{}</button>",
+            to.map(|id| id.to_string()).unwrap_or_default(),
+            if to.is_none() || busy { " disabled" } else { "" },
+            Icon::Back.svg(),
+        )
+    };
+    format!(
+        "<span class=\"versions\" role=\"group\" aria-label=\"Versions\" data-versions=\"{id}\" data-testid=\"versions\">\
+         {prev}<span class=\"version-count\" role=\"img\" aria-label=\"Version {at} of {count}\" \
+         data-testid=\"version-count\">{at}/{count}</span>{next}</span>",
+        id = escape_html(id),
+        prev = button("prev", "Previous version", branch.index.checked_sub(1).and_then(|i| branch.siblings.get(i))),
+        next = button("next", "Next version", branch.siblings.get(at)),
+    )
 }
 
 /// The thumbs (pressed as voted), the comment control, why the last vote failed, and the comment form (hidden).
@@ -329,8 +460,9 @@ mod tests {
         let html: Vec<String> = pieces(&answer, true).into_iter().map(|p| p.html).collect();
         assert!(html[0].contains("row 29\n…</pre>") && !html[0].contains("row 30"), "{}", html[0]);
         assert!(html[0].contains("Show all (689 bytes)"));
-        let MessagePart::Tool(tool) = &answer.answer.parts[0] else { unreachable!() };
-        assert!(full_text(tool, "Result").is_some_and(|text| text.ends_with("row 99")));
+        assert!(full_text(&answer.answer.parts, "c", "Result").is_some_and(|text| text.ends_with("row 99")));
+        assert_eq!(full_text(&answer.answer.parts, "c", "Arguments"), None, "the call had no arguments");
+        assert_eq!(full_text(&answer.answer.parts, "x", "Result"), None);
         assert!(html[2].contains("data-status=\"failed\"") && html[2].contains("boom &lt;i&gt;"));
     }
 
@@ -348,6 +480,69 @@ mod tests {
             html.contains("data-testid=\"source\"><span class=\"source-number\" aria-hidden=\"true\">2</span>ftp://f")
         );
         assert_eq!(sources_html(&[]), "");
+    }
+
+    #[test]
+    fn the_version_switcher_points_at_the_neighbours_and_stops_at_the_ends() {
+        let ids: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
+        let middle = versions_html("m<2>", &Branch { siblings: ids.clone(), index: 1 }, false);
+        assert!(middle.contains("data-versions=\"m&lt;2&gt;\""), "{middle}");
+        assert!(middle.contains(&format!("data-dir=\"prev\" data-to=\"{}\" aria-label=\"Previous version\"", ids[0])));
+        assert!(middle.contains(&format!("data-dir=\"next\" data-to=\"{}\"", ids[2])));
+        assert!(middle.contains("aria-label=\"Version 2 of 3\"") && middle.contains(">2/3</span>"));
+        assert!(!middle.contains("disabled"));
+        let first = versions_html("m", &Branch { siblings: ids.clone(), index: 0 }, false);
+        assert!(first.contains("data-to=\"\" aria-label=\"Previous version\" title=\"Previous version\" disabled>"));
+        assert_eq!(first.matches(" disabled").count(), 1, "{first}");
+        let last = versions_html("m", &Branch { siblings: ids, index: 2 }, true);
+        assert_eq!(last.matches(" disabled").count(), 2, "an answer streams: {last}");
+        assert!(last.contains(">3/3<"));
+    }
+
+    #[test]
+    fn a_question_is_escaped_text_or_a_box_with_it() {
+        assert_eq!(question_html("<b>hi</b>", false), "<div class=\"bubble\">&lt;b&gt;hi&lt;/b&gt;</div>");
+        let editing = question_html("\nline & <i>", true);
+        assert!(editing.contains("aria-label=\"Edit your message\">\n\nline &amp; &lt;i&gt;</textarea>"), "{editing}");
+        assert!(editing.contains("data-action=\"edit-cancel\"") && editing.contains("data-action=\"edit-save\""));
+        let actions = question_actions_html("q1", None, false, false);
+        assert!(actions.starts_with("<button") && !actions.contains("disabled"), "{actions}");
+        let branch = Branch { siblings: vec![Uuid::from_u128(1), Uuid::from_u128(2)], index: 1 };
+        let busy = question_actions_html("q1", Some(&branch), true, true);
+        assert!(busy.contains("data-versions=\"q1\""), "{busy}");
+        assert_eq!(busy.matches(" disabled").count(), 3, "both versions and Edit wait for the answer: {busy}");
+        assert!(busy.contains("data-pin=\"q1\"") && busy.contains("aria-pressed=\"true\""), "pinning never waits");
+    }
+
+    #[test]
+    fn a_pin_is_a_toggle_pressed_with_a_marker_when_pinned() {
+        let off = pin_html("m<1>", false);
+        assert!(off.starts_with("<button") && off.contains("data-pin=\"m&lt;1&gt;\""), "{off}");
+        assert!(off.contains("aria-pressed=\"false\" aria-label=\"Pin message\" title=\"Pin\""));
+        let on = pin_html("m1", true);
+        assert!(on.starts_with("<span class=\"pin-marker\" data-testid=\"pin-marker\">Pinned</span>"), "{on}");
+        assert!(on.contains("aria-pressed=\"true\" aria-label=\"Pin message\" title=\"Unpin\""));
+    }
+
+    #[test]
+    fn older_messages_summarised_show_before_the_answer_and_the_summary_opens() {
+        let summary = |data: serde_json::Value| {
+            answer(
+                json!([{"type": "data-summary", "id": "summary", "data": data}, {"type": "text", "text": "Answer."}]),
+                false,
+            )
+        };
+        let running = pieces(&summary(json!({"state": "summarising", "messages": 40})), true);
+        assert!(running[0].html.contains("Summarising 40 earlier messages…</p>"), "{}", running[0].html);
+        assert!(running[0].html.contains("data-state=\"summarising\"") && running[0].html.contains("dot-pulse"));
+        assert_eq!(running[1].html, "<p>Answer.</p>\n");
+        let done = pieces(&summary(json!({"state": "done", "messages": 40, "text": "Facts <kept>."})), true);
+        assert!(done[0].html.starts_with("<details class=\"summary-notice\""), "{}", done[0].html);
+        assert!(done[0].html.contains("<summary>40 earlier messages summarised</summary>"));
+        assert!(done[0].html.contains(">Facts &lt;kept&gt;.</p></details>"));
+        let failed = pieces(&summary(json!({"state": "failed", "messages": 3})), true);
+        assert!(failed[0].html.contains("3 earlier messages could not be summarised; the oldest were left out"));
+        assert!(!failed[0].html.contains("dot-pulse"));
     }
 
     #[test]

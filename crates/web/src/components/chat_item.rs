@@ -1,8 +1,9 @@
-//! One chat in the sidebar: open, rename inline, delete with confirmation.
+//! One chat in the sidebar: open (a search hit on the branch that matched), rename inline, pin, archive, delete with
+//! confirmation.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::ChatSummary;
+use shared::{ChatSummary, UpdateChatRequest};
 
 use super::icons::{Icon, Svg};
 use crate::api;
@@ -24,6 +25,7 @@ pub fn ChatItem(
 ) -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
     let id = chat.id;
+    let (pinned, archived, hit) = (chat.pinned, chat.archived, chat.matched_message_id);
     let title = chat.title.clone();
     let mode = RwSignal::new(Mode::Show);
     let draft = RwSignal::new(title.clone());
@@ -38,7 +40,8 @@ pub fn ChatItem(
             return;
         }
         spawn_local(async move {
-            let result = api::rename_chat(id, new_title.clone()).await;
+            let change = UpdateChatRequest { title: Some(new_title), ..UpdateChatRequest::default() };
+            let result = api::update_chat(id, change).await;
             match result {
                 Ok(chat) => {
                     ctx.chats.model.update(|m| m.rename(id, &chat.title));
@@ -64,6 +67,16 @@ pub fn ChatItem(
                     error.set(Some(e.message()));
                     mode.set(Mode::Show);
                 }
+            }
+        });
+    };
+    // The chat moves to another part of the sidebar: the keyboard follows it, or goes to the archived part.
+    let place = move |pin, archive| {
+        ctx.chats.place(id, pin, archive);
+        request_animation_frame(move || {
+            let selector = format!("[data-chat-id=\"{id}\"] .chat-link, .archived summary");
+            if let Ok(Some(next)) = document().query_selector(&selector) {
+                let _ = wasm_bindgen::JsCast::unchecked_into::<web_sys::HtmlElement>(next).focus();
             }
         });
     };
@@ -119,6 +132,10 @@ pub fn ChatItem(
                             aria-current=move || if active() { "page" } else { "false" }
                             on:click=move |ev| {
                                 ev.prevent_default();
+                                // A message found by search may be on another branch than the active one: show it.
+                                if let Some(message) = hit {
+                                    ctx.sessions.get(id, false).show_leaf(message);
+                                }
                                 ctx.open_chat(id);
                             }
                         >
@@ -136,6 +153,29 @@ pub fn ChatItem(
                                 }
                             >
                                 <Svg icon=Icon::Rename/>
+                            </button>
+                            {(!archived).then(|| {
+                                let label = if pinned { "Unpin chat" } else { "Pin chat" };
+                                view! {
+                                    <button
+                                        class="icon-button small"
+                                        data-testid="pin-chat"
+                                        aria-label=label
+                                        title=label
+                                        on:click=move |_| place(Some(!pinned), None)
+                                    >
+                                        <Svg icon=Icon::Pin/>
+                                    </button>
+                                }
+                            })}
+                            <button
+                                class="icon-button small"
+                                data-testid="archive-chat"
+                                aria-label=if archived { "Unarchive chat" } else { "Archive chat" }
+                                title=if archived { "Unarchive chat" } else { "Archive chat" }
+                                on:click=move |_| place(None, Some(!archived))
+                            >
+                                <Svg icon=Icon::Archive/>
                             </button>
                             <button
                                 class="icon-button small"

@@ -1,11 +1,12 @@
 //! The conversation pane: the message list (auto-scrolling while the user is at the bottom), the empty state for
-//! a new chat, and the composer.
+//! a new chat, and the composer with the context gauge.
 
 use leptos::prelude::*;
 use uuid::Uuid;
 
 use super::answer_actions;
 use super::composer::Composer;
+use super::context_gauge::ContextGauge;
 use super::empty_state::EmptyState;
 use super::icons::{Icon, Svg};
 use super::message::{AnswerView, UserMessage};
@@ -64,7 +65,10 @@ pub fn ChatView(
             None => view! { <EmptyState on_pick=send/> }.into_any(),
             Some(session) => view! { <Messages session=session/> }.into_any(),
         }}
-        <ToolsMenu session=session chosen=tools/>
+        <div class="composer-bar">
+            <ToolsMenu session=session chosen=tools/>
+            <ContextGauge session=session/>
+        </div>
         <Composer on_send=send on_stop=stop busy=busy/>
     }
 }
@@ -112,8 +116,10 @@ fn Messages(
                 class="messages"
                 node_ref=list
                 on:scroll=on_scroll
-                // The controls inside answers' HTML (copy code, tool cards, approvals, votes), delegated.
-                on:click=move |ev| answer_actions::on_click(session, &ev)
+                // The controls inside messages' HTML (copy code, tool cards, approvals, votes, versions, edits),
+                // delegated.
+                on:click=move |ev| answer_actions::on_click(session, ctx.model, &ev)
+                on:keydown=move |ev| answer_actions::on_keydown(&ev)
                 on:input=move |ev| answer_actions::on_input(&ev)
                 data-testid="messages"
                 role="log"
@@ -135,12 +141,20 @@ fn Messages(
                             <button class="button" on:click=move |_| ctx.new_chat()>"Start a new chat"</button>
                         </div>
                     </Show>
-                    <For each=move || session.thread.with(|thread| thread.entries().to_vec()) key=Entry::key let:entry>
+                    <For
+                        each=move || session.thread.with(|thread| thread.entries().to_vec())
+                        key=Entry::view_key
+                        let:entry
+                    >
                         {match entry {
-                            Entry::User { text, .. } => view! { <UserMessage text=text/> }.into_any(),
-                            Entry::Assistant { key, answer } => {
-                                let is_last = Signal::derive(move || last_key.get().as_deref() == Some(key.as_str()));
-                                view! { <AnswerView answer=answer session=session is_last=is_last/> }.into_any()
+                            Entry::User { key, text, branch } => {
+                                view! { <UserMessage session=session id=key text=text branch=branch/> }.into_any()
+                            }
+                            Entry::Assistant { key, answer, branch } => {
+                                let shown = key.clone();
+                                let is_last = Signal::derive(move || last_key.get().as_deref() == Some(shown.as_str()));
+                                view! { <AnswerView id=key answer=answer session=session is_last=is_last branch=branch/> }
+                                    .into_any()
                             }
                         }}
                     </For>

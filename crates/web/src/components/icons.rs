@@ -27,6 +27,14 @@ pub enum Icon {
     Cross,
     /// Thumb up (flipped by CSS for thumb down).
     Thumb,
+    /// Chevron to the left (mirrored by CSS for the right).
+    Back,
+    /// Pin.
+    Pin,
+    /// Box.
+    Archive,
+    /// Three dots.
+    More,
 }
 
 impl Icon {
@@ -47,6 +55,10 @@ impl Icon {
             Icon::Thumb => {
                 "M7 11v10H3V11h4zm0 0 4-8c1.6 0 2.6 1.2 2.2 2.8L12.6 9H19a2 2 0 0 1 2 2.3l-1.2 7.4A2 2 0 0 1 17.8 21H7"
             }
+            Icon::Back => "M15 6l-6 6 6 6",
+            Icon::Pin => "M9 3h6l-1 7 4 4H6l4-4-1-7zM12 14v7",
+            Icon::Archive => "M3 4h18v4H3zM5 8v12h14V8M10 12h4",
+            Icon::More => "M5 12h.01M12 12h.01M19 12h.01",
         }
     }
 }

@@ -1,25 +1,55 @@
-//! A message bubble: the user's text, or an answer with its reasoning, its body (streamed markdown, tool calls,
-//! the agents that took over, approval requests; see `answer_html.rs`), its sources, status, actions and vote.
+//! A message bubble: the user's text (edited in place), or an answer with its reasoning, its body (streamed
+//! markdown, tool calls, the agents that took over, approval requests, older messages summarised; see
+//! `answer_html.rs`), its sources, status, actions and vote; under either, the switcher between its versions when it
+//! has several, and the pin.
 
 use leptos::prelude::*;
-use shared::{MessageStatus, TurnState};
+use shared::{Branch, MessageStatus, TurnState};
 
-use super::answer_html::{Piece, feedback_html, pieces, sources_html};
+use super::answer_html::{
+    Piece, feedback_html, pieces, pin_html, question_actions_html, question_html, sources_html, versions_html,
+};
 use super::copy::copy_text;
 use crate::context::AppCtx;
 use crate::state::answer::AnswerState;
-use crate::state::layout::citations;
+use crate::state::layout::{Summary, citations};
 use crate::state::session::Session;
 
-/// What the user wrote (plain text: the user's own words are never interpreted as markup).
+/// The switcher of an answer's versions (its buttons work through the message list's delegated listener), or
+/// nothing.
+fn versions(session: Session, id: String, branch: Option<Branch>) -> impl IntoView {
+    branch.map(|branch| {
+        view! { <span class="versions-slot" inner_html=move || versions_html(&id, &branch, session.busy.get())></span> }
+    })
+}
+
+/// What the user wrote (plain text: the user's own words are never interpreted as markup), with the switcher of
+/// its versions and Edit, which turns the text into a box to save as a new version (HTML made in `answer_html.rs`,
+/// its controls handled in `answer_actions.rs`).
 #[component]
 pub fn UserMessage(
+    /// Its chat.
+    session: Session,
+    /// Its id (or client id).
+    id: String,
     /// The text.
     text: String,
+    /// Its versions, when it has several.
+    branch: Option<Branch>,
 ) -> impl IntoView {
+    let key = id.clone();
+    let editing = Memo::new(move |_| session.editing.with(|e| e.as_ref() == Some(&key)));
+    let actions = {
+        let id = id.clone();
+        move || {
+            let pinned = session.thread.with(|t| t.is_pinned(&id));
+            question_actions_html(&id, branch.as_ref(), session.busy.get(), pinned)
+        }
+    };
     view! {
-        <article class="message user" data-testid="message-user" aria-label="You">
-            <div class="bubble">{text}</div>
+        <article class="message user" data-testid="message-user" aria-label="You" data-question=id>
+            <div inner_html=move || question_html(&text, editing.get())></div>
+            <div class="message-actions" hidden=move || editing.get() inner_html=actions></div>
         </article>
     }
 }
@@ -27,6 +57,8 @@ pub fn UserMessage(
 /// An answer.
 #[component]
 pub fn AnswerView(
+    /// Its key in the thread.
+    id: String,
     /// The answer, updated as it streams.
     answer: RwSignal<AnswerState>,
     /// Its chat.
@@ -34,6 +66,8 @@ pub fn AnswerView(
     /// Whether it is the chat's last message (regenerate and retry apply to it).
     #[prop(into)]
     is_last: Signal<bool>,
+    /// Its versions, when it has several.
+    branch: Option<Branch>,
 ) -> impl IntoView {
     let ctx = expect_context::<AppCtx>();
     // What changes the finished pieces: the parts (not their text growing), a markdown block finishing, the status.
@@ -79,12 +113,15 @@ pub fn AnswerView(
                 }
                 Some(TurnState::Loading { progress: None }) => "Loading the local model…".to_owned(),
                 Some(TurnState::Retrying { after_secs }) => format!("The model is busy; retrying in {after_secs} s…"),
+                // A summary being written says so itself.
+                _ if a.answer.parts.iter().filter_map(Summary::of).any(|s| s.is_running()) => String::new(),
                 _ if !a.has_reasoning() => "Thinking…".to_owned(),
                 _ => String::new(),
             })
         })
     };
     let regenerate = move |_| session.regenerate(ctx.model.get_untracked());
+    let pin = move || pin_html(&id, session.thread.with(|t| t.is_pinned(&id)));
     view! {
         <article
             class="message assistant"
@@ -124,6 +161,11 @@ pub fn AnswerView(
             }}
             <Show when=move || !streaming()>
                 <div class="answer-actions">
+                    {versions(
+                        session,
+                        answer.with_untracked(|a| a.message_id.clone().unwrap_or_default()),
+                        branch.clone(),
+                    )}
                     <button
                         class="button subtle small"
                         data-testid="copy-answer"
@@ -132,6 +174,7 @@ pub fn AnswerView(
                         "Copy"
                     </button>
                     <span class="feedback-slot" inner_html=feedback></span>
+                    <span class="versions-slot" inner_html=pin.clone()></span>
                     <Show when=move || is_last.get() && status.get() != MessageStatus::Error>
                         <button class="button subtle small" data-testid="regenerate" on:click=regenerate>
                             "Regenerate"

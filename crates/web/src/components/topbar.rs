@@ -1,9 +1,10 @@
-//! The bar above the conversation: menu button (narrow screens), title, model picker (agents marked as such),
-//! theme, identity.
+//! The bar above the conversation: menu button (narrow screens), title, the chat's menu (share, export), model
+//! picker (agents marked as such), theme, identity.
 
 use leptos::prelude::*;
 use shared::ModelKind;
 
+use super::chat_menu::ChatMenu;
 use super::icons::{Icon, Svg};
 use crate::context::AppCtx;
 
@@ -32,6 +33,7 @@ pub fn TopBar() -> impl IntoView {
                 <Svg icon=Icon::Menu/>
             </button>
             <h1 class="chat-title" data-testid="chat-title">{title}</h1>
+            <ChatMenu/>
             <label class="model-picker">
                 <span class="visually-hidden">"Model"</span>
                 <select
@@ -85,7 +87,7 @@ pub fn TopBar() -> impl IntoView {
             </button>
             <span class="identity" data-testid="identity" title=move || ctx.me.get().map(|m| m.user_id).unwrap_or_default()>
                 <span class="avatar" aria-hidden="true">
-                    {move || ctx.me.get().and_then(|m| m.user_id.chars().next()).map(|c| c.to_uppercase().to_string())}
+                    {move || ctx.me.get().and_then(|m| m.user_id.chars().next()).map(String::from)}
                 </span>
                 <span class="identity-name">{move || ctx.me.get().map(|m| m.email.unwrap_or(m.user_id))}</span>
             </span>

@@ -1,5 +1,5 @@
 //! How an answer's parts show, as plain data: which blocks follow each other (text, a group of tool calls, an
-//! agent taking over, an approval), the numbered citations under the answer, and the words a tool call is shown
+//! agent taking over, an approval, the older messages summarised), the numbered citations under the answer, and the words a tool call is shown
 //! with. No I/O and no view code, so it is tested natively; `components/message.rs` draws what this decides.
 
 use serde_json::Value;
@@ -11,6 +11,9 @@ use crate::markdown::web_url;
 pub const AGENT_PART: &str = "data-agent";
 /// Data part of a tool call waiting for the user's approval (replaced in place once answered).
 pub const APPROVAL_PART: &str = "data-approval";
+/// Data part saying the chat's older messages were summarised to fit the model's window (replaced in place as the
+/// summary is written).
+pub const SUMMARY_PART: &str = "data-summary";
 
 /// One block of an answer on screen, named by the index of its first part (stable while the answer grows).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +26,8 @@ pub enum Block {
     Agent(usize, String),
     /// A `data-approval` part.
     Approval(usize),
+    /// A `data-summary` part.
+    Summary(usize),
 }
 
 impl Block {
@@ -30,7 +35,7 @@ impl Block {
     /// disclosure stays open while more calls arrive.
     pub fn key(&self) -> usize {
         match self {
-            Block::Text(at) | Block::Agent(at, _) | Block::Approval(at) => *at,
+            Block::Text(at) | Block::Agent(at, _) | Block::Approval(at) | Block::Summary(at) => *at,
             Block::Tools(calls) => calls.first().copied().unwrap_or_default(),
         }
     }
@@ -61,6 +66,7 @@ pub fn layout(parts: &[MessagePart]) -> Vec<Block> {
                 Block::Agent(at, data.data.get("name").and_then(Value::as_str).unwrap_or("Agent").to_owned())
             }
             MessagePart::Data(data) if data.kind == APPROVAL_PART => Block::Approval(at),
+            MessagePart::Data(data) if data.kind == SUMMARY_PART => Block::Summary(at),
             _ => continue,
         };
         blocks.push(block);
@@ -293,6 +299,50 @@ impl<'a> Approval<'a> {
     }
 }
 
+/// The older messages of a long chat summarised before the answer (a `data-summary` part), read in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary<'a> {
+    /// `summarising`, `done` or `failed`.
+    pub state: &'a str,
+    /// How many messages it stands for.
+    pub messages: u64,
+    /// The summary, once written.
+    pub text: Option<&'a str>,
+}
+
+impl<'a> Summary<'a> {
+    /// Reads a `data-summary` part; `None` for any other part.
+    pub fn of(part: &'a MessagePart) -> Option<Self> {
+        let MessagePart::Data(data) = part else { return None };
+        if data.kind != SUMMARY_PART {
+            return None;
+        }
+        let text = |key: &str| data.data.get(key).and_then(Value::as_str);
+        Some(Self {
+            state: text("state").unwrap_or_default(),
+            messages: data.data.get("messages").and_then(Value::as_u64).unwrap_or_default(),
+            text: text("text").filter(|t| !t.trim().is_empty()),
+        })
+    }
+
+    /// Whether the summary is being written.
+    pub fn is_running(&self) -> bool {
+        self.state == "summarising"
+    }
+
+    /// The line the answer shows: "Summarising 12 earlier messages…", "12 earlier messages summarised", or why
+    /// they could not be.
+    pub fn notice(&self) -> String {
+        let n = self.messages;
+        let what = if n == 1 { "earlier message" } else { "earlier messages" };
+        match self.state {
+            "summarising" => format!("Summarising {n} {what}…"),
+            "done" => format!("{n} {what} summarised"),
+            _ => format!("{n} {what} could not be summarised; the oldest were left out"),
+        }
+    }
+}
+
 /// JSON as people read it: a string is shown as its text (pretty printed when it holds JSON itself, as tool
 /// results often do), anything else pretty printed.
 pub fn json_text(value: &Value) -> String {
@@ -389,6 +439,7 @@ mod tests {
             text("Research says…"),
             data(APPROVAL_PART, json!({"approvalId": "r1"})),
             data("data-other", json!(1)),
+            data(SUMMARY_PART, json!({"state": "done", "messages": 3})),
         ];
         assert_eq!(
             layout(&parts),
@@ -400,9 +451,31 @@ mod tests {
                 Block::Agent(9, "research".into()),
                 Block::Text(10),
                 Block::Approval(11),
+                Block::Summary(13),
             ]
         );
         assert_eq!(layout(&parts)[1].key(), 1, "a group is named by its first call");
+    }
+
+    #[test]
+    fn a_summary_says_how_many_messages_it_stands_for_in_each_state() {
+        let read = |value: Value| {
+            let part = data(SUMMARY_PART, value);
+            Summary::of(&part).map(|s| (s.notice(), s.text.map(str::to_owned), s.is_running()))
+        };
+        assert_eq!(
+            read(json!({"state": "summarising", "messages": 12})),
+            Some(("Summarising 12 earlier messages…".into(), None, true))
+        );
+        assert_eq!(
+            read(json!({"state": "done", "messages": 1, "text": "Facts."})),
+            Some(("1 earlier message summarised".into(), Some("Facts.".into()), false))
+        );
+        assert_eq!(
+            read(json!({"state": "failed", "messages": 40, "text": " "})),
+            Some(("40 earlier messages could not be summarised; the oldest were left out".into(), None, false))
+        );
+        assert_eq!(Summary::of(&data(APPROVAL_PART, json!({"state": "done"}))), None);
     }
 
     #[test]

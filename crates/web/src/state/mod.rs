@@ -5,4 +5,5 @@ pub mod chats;
 pub mod feedback;
 pub mod layout;
 pub mod session;
+pub mod sharing;
 pub mod thread;

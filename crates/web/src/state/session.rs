@@ -1,7 +1,7 @@
-//! An open chat's effects: loading its thread, sending messages, following the answer that streams in it, and
-//! reconnecting by event id when a stream drops. What is on screen is the plain [`Thread`] (`thread.rs`); this
-//! module holds it in a signal and talks to the server. Sessions outlive the view (switching chats keeps a
-//! streaming answer alive).
+//! An open chat's effects: loading its thread (a branch of the conversation), sending and editing messages,
+//! switching between versions, following the answer that streams in it, and reconnecting by event id when a stream
+//! drops. What is on screen is the plain [`Thread`] (`thread.rs`); this module holds it in a signal and talks to the
+//! server. Sessions outlive the view (switching chats keeps a streaming answer alive).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::{ChatRef, ChatSummary, Role};
+use shared::{ChatRef, ChatSummary, MessagePage, Role, UpdateChatRequest};
 use uuid::Uuid;
+use wasm_bindgen::JsCast;
 
 use super::answer::{AnswerState, Signal};
 use super::chats::ChatList;
-use super::thread::Thread;
+use super::thread::{Thread, question_of};
 use crate::api::{self, ApiError, ChatStream, ChunkStream};
 
 /// Attempts to reconnect a dropped stream before giving up.
@@ -59,11 +60,15 @@ pub struct Session {
     pub model: RwSignal<Option<String>>,
     /// The sources of tools the chat uses (`None`: all).
     pub tools: RwSignal<Option<Vec<String>>>,
+    /// The key of the question being edited, if one is.
+    pub editing: RwSignal<Option<String>>,
     deps: SessionDeps,
     /// The app's owner: signals made later (new answers) must outlive whichever view triggered them.
     owner: StoredValue<Owner>,
     /// Whether the history was requested (or the chat began here, with nothing to load).
     loaded: StoredValue<bool>,
+    /// The message whose branch the next load shows instead of the active one (a search hit).
+    leaf: StoredValue<Option<Uuid>>,
 }
 
 async fn sleep(duration: Duration) {
@@ -85,9 +90,11 @@ impl Session {
             title: RwSignal::new(None),
             model: RwSignal::new(None),
             tools: RwSignal::new(None),
+            editing: RwSignal::new(None),
             deps,
             owner: StoredValue::new(owner),
             loaded: StoredValue::new(false),
+            leaf: StoredValue::new(None),
         }
     }
 
@@ -96,39 +103,27 @@ impl Session {
         self.owner.with_value(|owner| owner.with(|| RwSignal::new(value)))
     }
 
-    /// Loads the newest page of history; continues an answer that is still streaming.
+    /// Loads the newest page of history (of the active branch, or of the one through a search hit); continues an
+    /// answer that is still streaming.
     pub fn load(self) {
         self.loaded.set_value(true);
         self.loading.set(true);
+        let leaf = self.leaf.get_value();
+        self.leaf.set_value(None);
         spawn_local(async move {
-            let (page, chat) = futures::join!(api::messages(self.chat_id, None, HISTORY_PAGE), api::chat(self.chat_id));
+            let (page, chat) =
+                futures::join!(api::messages(self.chat_id, None, leaf, HISTORY_PAGE), api::chat(self.chat_id));
             self.loading.set(false);
             match page {
                 Ok(page) => {
                     self.load_error.set(None);
-                    let streaming = self.thread.try_update(|thread| {
-                        // An answer already on screen keeps its signal (its keyed view stays), with the stored
-                        // state; one this page still follows keeps its own, which is ahead of the stored one.
-                        let before = thread.clone();
-                        thread.show_page(page, |answer| {
-                            match answer.message_id.as_deref().and_then(|id| before.answer(id)) {
-                                Some(signal) => {
-                                    if !signal.with_untracked(AnswerState::is_streaming) {
-                                        signal.set(answer);
-                                    }
-                                    signal
-                                }
-                                None => self.signal(answer),
-                            }
-                        });
-                        thread.streaming_answer(|answer| answer.with_untracked(AnswerState::is_streaming))
-                    });
+                    let streaming = self.show(page);
                     if let Ok(chat) = chat {
                         self.title.set(Some(chat.title));
                         self.model.set(chat.model);
                         self.tools.set(chat.tools);
                     }
-                    if let Some(answer) = streaming.flatten() {
+                    if let Some(answer) = streaming {
                         self.busy.set(true);
                         self.reconnect(answer).await;
                     }
@@ -139,6 +134,60 @@ impl Session {
                 Err(error) => self.load_error.set(Some(error.message())),
             }
         });
+    }
+
+    /// Loads the branch through `message` (a search hit) instead of the active one.
+    pub fn show_leaf(self, message: Uuid) {
+        self.leaf.set_value(Some(message));
+        self.load();
+    }
+
+    /// Shows a page of a branch in place of what is shown; returns the answer that still streams in it.
+    fn show(self, page: MessagePage) -> Option<RwSignal<AnswerState>> {
+        self.thread
+            .try_update(|thread| {
+                // An answer already on screen keeps its signal (its keyed view stays), with the stored state; one
+                // this page still follows keeps its own, which is ahead of the stored one.
+                let before = thread.clone();
+                thread.show_page(page, |answer| match answer.message_id.as_deref().and_then(|id| before.answer(id)) {
+                    Some(signal) => {
+                        if !signal.with_untracked(AnswerState::is_streaming) {
+                            signal.set(answer);
+                        }
+                        signal
+                    }
+                    None => self.signal(answer),
+                });
+                thread.streaming_answer(|answer| answer.with_untracked(AnswerState::is_streaming))
+            })
+            .flatten()
+    }
+
+    /// Shows and continues the version `to` of a message: the branch through it, from the server. False when it
+    /// did not happen (an answer is being written; the server's reason is shown).
+    pub async fn switch(self, to: Uuid) -> bool {
+        if self.busy.get_untracked() {
+            return false;
+        }
+        match api::switch_branch(self.chat_id, to, HISTORY_PAGE).await {
+            Ok(page) => {
+                self.notice.set(None);
+                self.show(page);
+                true
+            }
+            Err(error) => {
+                self.notice.set(Some(error.message()));
+                false
+            }
+        }
+    }
+
+    /// The id of the answer shown last, when the thread ends with a stored one.
+    fn last_answer_id(self) -> Option<String> {
+        self.thread.with_untracked(|thread| match thread.entries().last() {
+            Some(Entry::Assistant { answer, .. }) => answer.with_untracked(|a| a.message_id.clone()),
+            _ => None,
+        })
     }
 
     /// The answer on screen with this message id.
@@ -155,11 +204,49 @@ impl Session {
         })
     }
 
+    /// Pins the message shown under `key`, or unpins it: at once on screen, and back with the reason if the server
+    /// refuses. A question sent from this page is known to the server by another id, the parent of its answer.
+    pub fn toggle_pin(self, key: String) {
+        let (pinned, answer, sent) =
+            self.thread.with_untracked(|t| (!t.is_pinned(&key), t.answer(&key), t.sent_answer(&key)));
+        let answer_id = |answer: Option<RwSignal<AnswerState>>| answer?.with_untracked(|a| a.message_id.clone());
+        self.thread.update(|t| t.set_pinned(&key, pinned));
+        // The toggle is drawn again: the keyboard goes back to it.
+        let refocus = key.clone();
+        request_animation_frame(move || {
+            if let Ok(Some(toggle)) = document().query_selector(&format!("[data-pin=\"{refocus}\"]")) {
+                let _ = toggle.unchecked_into::<web_sys::HtmlElement>().focus();
+            }
+        });
+        spawn_local(async move {
+            let id = match (answer, sent) {
+                (Some(_), _) => answer_id(answer),
+                (None, Some(_)) => match answer_id(sent) {
+                    Some(reply) => match api::messages(self.chat_id, None, Uuid::parse_str(&reply).ok(), 100).await {
+                        Ok(page) => question_of(&page.messages, &reply),
+                        Err(_) => None,
+                    },
+                    None => None,
+                },
+                (None, None) => Some(key.clone()),
+            };
+            let result = match id {
+                Some(id) => api::pin_message(self.chat_id, &id, pinned).await.map_err(|e| e.message()),
+                None => Err("the message is not saved yet".to_owned()),
+            };
+            if let Err(why) = result {
+                self.thread.update(|t| t.set_pinned(&key, !pinned));
+                self.notice
+                    .set(Some(format!("The message was not {}: {why}", if pinned { "pinned" } else { "unpinned" })));
+            }
+        });
+    }
+
     /// Loads the page of messages before the oldest one shown.
     pub fn load_older(self) {
         let Some(before) = self.thread.with_untracked(|thread| thread.older().map(str::to_owned)) else { return };
         spawn_local(async move {
-            if let Ok(page) = api::messages(self.chat_id, Some(&before), HISTORY_PAGE).await {
+            if let Ok(page) = api::messages(self.chat_id, Some(&before), None, HISTORY_PAGE).await {
                 self.thread.update(|thread| thread.prepend_page(page, |answer| self.signal(answer)));
             }
         });
@@ -172,10 +259,28 @@ impl Session {
             self.loaded.set_value(true);
         }
         let client_id = Uuid::new_v4().to_string();
+        // The message follows the answer on screen: the branch shown is the one continued.
+        let after = self.last_answer_id();
         let answer = self.signal(AnswerState::streaming());
         self.thread.update(|thread| thread.send(&client_id, text.clone(), answer));
         let (chat_id, tools) = (self.chat_id, self.tools.get_untracked());
-        self.start(answer, async move { api::send_message(chat_id, client_id, &text, model, tools).await });
+        let opening = async move { api::send_message(chat_id, client_id, &text, model, tools, after, None).await };
+        self.start(answer, opening, false);
+    }
+
+    /// Sends `text` as a new version of the question `key` and streams its answer in place of what followed the
+    /// question (which stays on the server, on the branch left).
+    pub fn edit(self, key: String, text: String, model: Option<String>) {
+        let client_id = Uuid::new_v4().to_string();
+        let answer = self.signal(AnswerState::streaming());
+        if self.busy.get_untracked()
+            || self.thread.try_update(|thread| thread.edit(&key, &client_id, text.clone(), answer)) != Some(true)
+        {
+            return;
+        }
+        let chat_id = self.chat_id;
+        let opening = async move { api::send_message(chat_id, client_id, &text, model, None, None, Some(key)).await };
+        self.start(answer, opening, true);
     }
 
     /// Chooses the chat's sources of tools.
@@ -184,24 +289,36 @@ impl Session {
         // A chat that does not exist yet takes the choice with its first message.
         if self.loaded.get_value() && !self.thread.with_untracked(Thread::is_empty) {
             spawn_local(async move {
-                if let Err(error) = api::set_chat_tools(self.chat_id, chosen).await {
+                let change = UpdateChatRequest { tools: Some(chosen), ..UpdateChatRequest::default() };
+                if let Err(error) = api::update_chat(self.chat_id, change).await {
                     self.notice.set(Some(error.message()));
                 }
             });
         }
     }
 
-    /// Answers the last message again, replacing the last answer (also the retry of a failed answer).
+    /// Answers the last question again (also the retry of a failed answer): a new version of the last answer,
+    /// shown in its place; the server keeps the old one beside it.
     pub fn regenerate(self, model: Option<String>) {
+        let last = self.last_answer_id();
         let answer = self.signal(AnswerState::streaming());
         self.thread.update(|thread| thread.regenerate(format!("answer-{}", Uuid::new_v4()), answer));
         let chat_id = self.chat_id;
-        self.start(answer, async move { api::regenerate(chat_id, model).await });
+        self.start(answer, async move { api::regenerate(chat_id, model, last).await }, true);
     }
 
-    fn start(self, answer: RwSignal<AnswerState>, opening: impl Future<Output = api::ApiResult<ChatStream>> + 'static) {
+    /// Streams the answer a turn opens into `answer`. A turn that made a new version of a message (`branching`)
+    /// loads the thread again once it ends, so both versions show their switcher.
+    fn start(
+        self,
+        answer: RwSignal<AnswerState>,
+        opening: impl Future<Output = api::ApiResult<ChatStream>> + 'static,
+        branching: bool,
+    ) {
         self.busy.set(true);
         self.notice.set(None);
+        // A turn ends the editing of a question (editing waits for the answer to finish).
+        self.editing.set(None);
         spawn_local(async move {
             match opening.await {
                 Ok(Some(stream)) => {
@@ -215,11 +332,20 @@ impl Session {
                     self.thread.update(Thread::withdraw_sent);
                     self.notice.set(Some("An answer is already being written in this chat; following it.".to_owned()));
                     self.load();
+                    return;
                 }
                 Err(error) => {
-                    answer.update(|a| a.fail(error.message()));
                     self.busy.set(false);
+                    if !branching {
+                        answer.update(|a| a.fail(error.message()));
+                        return;
+                    }
+                    // Nothing was stored: the thread as it was comes back, with the reason.
+                    self.notice.set(Some(error.message()));
                 }
+            }
+            if branching {
+                self.load();
             }
         });
     }
@@ -320,7 +446,7 @@ impl Session {
 
     /// Replaces a streaming answer with its stored state.
     async fn refresh_answer(self, answer: RwSignal<AnswerState>) {
-        if let Ok(page) = api::messages(self.chat_id, None, 2).await
+        if let Ok(page) = api::messages(self.chat_id, None, None, 2).await
             && let Some(stored) = page.messages.iter().rev().find(|m| m.role == Role::Assistant)
         {
             let state = AnswerState::from_stored(stored);
@@ -345,7 +471,7 @@ impl Session {
     fn chat_changed(self, chat: ChatRef) {
         self.title.set(Some(chat.title.clone()));
         self.deps.chat_list.model.update(|list| {
-            if list.chats.iter().any(|c| c.id == chat.id) {
+            if list.find(chat.id).is_some() {
                 list.rename(chat.id, &chat.title);
             } else {
                 let now = chrono::DateTime::from_timestamp_millis(js_sys::Date::now() as i64).unwrap_or_default();
@@ -357,6 +483,9 @@ impl Session {
                     created_at: now,
                     updated_at: now,
                     tools: None,
+                    pinned: false,
+                    archived: false,
+                    matched_message_id: None,
                 });
             }
         });
@@ -365,7 +494,7 @@ impl Session {
     fn touch_in_list(self) {
         let now = chrono::DateTime::from_timestamp_millis(js_sys::Date::now() as i64).unwrap_or_default();
         self.deps.chat_list.model.update(|list| {
-            if let Some(mut chat) = list.chats.iter().find(|c| c.id == self.chat_id).cloned() {
+            if let Some(mut chat) = list.find(self.chat_id).cloned() {
                 chat.updated_at = now;
                 list.touch(chat);
             }

@@ -1,9 +1,10 @@
-//! A chat's thread on screen, as plain data: its messages in order and what can happen to them (a page loaded,
-//! an older page prepended, a message sent, the last answer regenerated, a refused send taken back). The session
-//! (`session.rs`) holds it in a signal and does the talking to the server; this module does no I/O and is tested
-//! natively.
+//! A chat's thread on screen, as plain data: the messages of one branch of the conversation in order and what can
+//! happen to them (a page loaded, an older page prepended, a message sent, a question edited, the last answer
+//! regenerated, a refused send taken back, a message pinned), and what the branch used of the model's window. Each message knows its versions (edits of a question, regenerated
+//! answers), which the server keeps as siblings in the chat's tree. The session (`session.rs`) holds it in a signal
+//! and does the talking to the server; this module does no I/O and is tested natively.
 
-use shared::{MessagePage, Role, UiMessage};
+use shared::{Branch, MessagePage, Role, UiMessage, Usage};
 
 use super::answer::AnswerState;
 
@@ -13,26 +14,36 @@ use super::answer::AnswerState;
 pub enum Entry<A> {
     /// What the user wrote.
     User {
-        /// Stable key for the list (message id, or the client id until the page is reloaded).
+        /// Stable key (message id, or the client id until the page is reloaded; the server knows it by either).
         key: String,
         /// The text.
         text: String,
+        /// Its versions, when it has several.
+        branch: Option<Branch>,
     },
     /// An answer, updated as it streams.
     Assistant {
-        /// Stable key for the list.
+        /// Stable key (message id, or a local one while it is sent).
         key: String,
         /// The answer.
         answer: A,
+        /// Its versions, when it has several.
+        branch: Option<Branch>,
     },
 }
 
 impl<A> Entry<A> {
-    /// The list key.
+    /// The stable key.
     pub fn key(&self) -> String {
         match self {
             Entry::User { key, .. } | Entry::Assistant { key, .. } => key.clone(),
         }
+    }
+
+    /// The key of its view: the key and how many versions it has, so a message that gained one is drawn again.
+    pub fn view_key(&self) -> String {
+        let (Entry::User { key, branch, .. } | Entry::Assistant { key, branch, .. }) = self;
+        format!("{key}/{}", branch.as_ref().map_or(1, |b| b.siblings.len()))
     }
 }
 
@@ -42,11 +53,13 @@ pub struct Thread<A> {
     entries: Vec<Entry<A>>,
     /// Cursor of the older messages not loaded yet.
     older: Option<String>,
+    /// The keys of the pinned messages.
+    pinned: Vec<String>,
 }
 
 impl<A> Default for Thread<A> {
     fn default() -> Self {
-        Self { entries: Vec::new(), older: None }
+        Self { entries: Vec::new(), older: None, pinned: Vec::new() }
     }
 }
 
@@ -74,29 +87,75 @@ impl<A: Clone> Thread<A> {
     /// The answer shown under `key`.
     pub fn answer(&self, key: &str) -> Option<A> {
         self.entries.iter().find_map(|entry| match entry {
-            Entry::Assistant { key: shown, answer } if shown == key => Some(answer.clone()),
+            Entry::Assistant { key: shown, answer, .. } if shown == key => Some(answer.clone()),
             _ => None,
         })
     }
 
     /// Shows the newest page of the chat, replacing what was shown; `make` wraps each answer.
     pub fn show_page(&mut self, page: MessagePage, make: impl FnMut(AnswerState) -> A) {
-        self.older = page.next_before;
-        self.entries = entries_of(page.messages, make);
+        self.entries.clear();
+        self.pinned.clear();
+        self.prepend_page(page, make);
     }
 
     /// Puts an older page before what is shown.
     pub fn prepend_page(&mut self, page: MessagePage, make: impl FnMut(AnswerState) -> A) {
         self.older = page.next_before;
+        self.pinned.extend(page.messages.iter().filter(|m| m.metadata.pinned).map(|m| m.id.to_string()));
         let mut entries = entries_of(page.messages, make);
         entries.append(&mut self.entries);
         self.entries = entries;
     }
 
+    /// Whether the message `key` is pinned.
+    pub fn is_pinned(&self, key: &str) -> bool {
+        self.pinned.iter().any(|k| k == key)
+    }
+
+    /// Pins or unpins the message `key`.
+    pub fn set_pinned(&mut self, key: &str, pinned: bool) {
+        self.pinned.retain(|k| k != key);
+        if pinned {
+            self.pinned.push(key.to_owned());
+        }
+    }
+
+    /// The answer to the question `key` when that question was sent from this page: it is shown under its client
+    /// id, and the server's id for it is the parent of that answer ([`question_of`]).
+    pub fn sent_answer(&self, key: &str) -> Option<A> {
+        self.answer(&format!("answer-{key}"))
+    }
+
+    /// The tokens the branch shown used at its last answer that says (prompt and answer), from the newest answer
+    /// back; `usage` reads an answer's figures.
+    pub fn last_usage(&self, usage: impl Fn(&A) -> Option<Usage>) -> Option<u64> {
+        self.entries.iter().rev().find_map(|entry| match entry {
+            Entry::Assistant { answer, .. } => {
+                let usage = usage(answer)?;
+                let total = usage.input_tokens.unwrap_or(0) + usage.output_tokens.unwrap_or(0);
+                (total > 0).then_some(total as u64)
+            }
+            Entry::User { .. } => None,
+        })
+    }
+
     /// Shows a message the user just sent (under its client id) and the answer about to stream.
     pub fn send(&mut self, client_id: &str, text: String, answer: A) {
-        self.entries.push(Entry::User { key: client_id.to_owned(), text });
-        self.entries.push(Entry::Assistant { key: format!("answer-{client_id}"), answer });
+        self.entries.push(Entry::User { key: client_id.to_owned(), text, branch: None });
+        self.entries.push(Entry::Assistant { key: format!("answer-{client_id}"), answer, branch: None });
+    }
+
+    /// Shows a new version of the question `key` in its place: what followed it goes (it stays on the server, on
+    /// the old branch), the new question and the answer about to stream come after its parent. False when the
+    /// question is not shown.
+    pub fn edit(&mut self, key: &str, client_id: &str, text: String, answer: A) -> bool {
+        let Some(at) = self.entries.iter().position(|e| matches!(e, Entry::User { key: k, .. } if k == key)) else {
+            return false;
+        };
+        self.entries.truncate(at);
+        self.send(client_id, text, answer);
+        true
     }
 
     /// Takes back the message and answer [`Thread::send`] added (the server refused the message).
@@ -109,13 +168,13 @@ impl<A: Clone> Thread<A> {
         }
     }
 
-    /// Replaces the last answer with a new one about to stream (regenerate, or retry of a failed answer); `key`
-    /// must be new.
+    /// Shows a new answer about to stream in place of the last one (regenerate, or retry of a failed answer; the
+    /// server keeps the old one as another version); `key` must be new.
     pub fn regenerate(&mut self, key: String, answer: A) {
         if matches!(self.entries.last(), Some(Entry::Assistant { .. })) {
             self.entries.pop();
         }
-        self.entries.push(Entry::Assistant { key, answer });
+        self.entries.push(Entry::Assistant { key, answer, branch: None });
     }
 
     /// The newest answer for which `is_streaming` holds.
@@ -127,14 +186,21 @@ impl<A: Clone> Thread<A> {
     }
 }
 
+/// The id of the question the answer `answer` replies to, among stored messages.
+pub fn question_of(messages: &[UiMessage], answer: &str) -> Option<String> {
+    let answer = messages.iter().find(|m| m.id.to_string() == answer)?;
+    answer.metadata.parent_id.map(|id| id.to_string())
+}
+
 fn entries_of<A>(messages: Vec<UiMessage>, mut make: impl FnMut(AnswerState) -> A) -> Vec<Entry<A>> {
     messages
         .into_iter()
-        .map(|message| match message.role {
-            Role::Assistant => {
-                Entry::Assistant { key: message.id.to_string(), answer: make(AnswerState::from_stored(&message)) }
+        .map(|message| {
+            let (key, branch) = (message.id.to_string(), message.metadata.branch.clone());
+            match message.role {
+                Role::Assistant => Entry::Assistant { key, answer: make(AnswerState::from_stored(&message)), branch },
+                _ => Entry::User { key, text: message.text(), branch },
             }
-            _ => Entry::User { key: message.id.to_string(), text: message.text() },
         })
         .collect()
 }
@@ -162,12 +228,15 @@ mod tests {
                 resume_cursor: (status == MessageStatus::Streaming).then_some(7),
                 trace_id: None,
                 feedback: None,
+                parent_id: None,
+                branch: None,
+                pinned: false,
             },
         }
     }
 
     fn page(messages: Vec<UiMessage>, next_before: Option<&str>) -> MessagePage {
-        MessagePage { messages, next_before: next_before.map(str::to_owned) }
+        MessagePage { messages, next_before: next_before.map(str::to_owned), leaf_id: None }
     }
 
     fn texts(thread: &Thread<AnswerState>) -> Vec<String> {
@@ -248,5 +317,103 @@ mod tests {
         thread.regenerate("answer-new".into(), AnswerState::streaming());
         assert_eq!(texts(&thread), ["user: q", "answer: "]);
         assert_eq!(thread.last_key().as_deref(), Some("answer-new"));
+    }
+
+    #[test]
+    fn an_edit_replaces_the_question_and_what_followed_it() {
+        let mut thread = Thread::default();
+        let mut q2 = message(Role::User, "q2", MessageStatus::Complete, 3);
+        q2.metadata.branch = Branch::among(q2.id, vec![Uuid::from_u128(9), q2.id]);
+        thread.show_page(
+            page(
+                vec![
+                    message(Role::User, "q1", MessageStatus::Complete, 1),
+                    message(Role::Assistant, "a1", MessageStatus::Complete, 2),
+                    q2,
+                    message(Role::Assistant, "a2", MessageStatus::Complete, 4),
+                ],
+                Some("1"),
+            ),
+            |a| a,
+        );
+        let Entry::User { branch: Some(branch), .. } = &thread.entries()[2] else { panic!("q2 has its versions") };
+        assert_eq!(branch.index, 1);
+        assert_eq!(thread.entries()[2].view_key(), format!("{}/2", Uuid::from_u128(3)));
+        assert_eq!(thread.entries()[0].view_key(), format!("{}/1", Uuid::from_u128(1)));
+
+        assert!(!thread.edit("unknown", "c1", "nothing".into(), AnswerState::streaming()));
+        assert_eq!(thread.entries().len(), 4);
+        assert!(thread.edit(&Uuid::from_u128(3).to_string(), "c1", "q2, better".into(), AnswerState::streaming()));
+        assert_eq!(texts(&thread), ["user: q1", "answer: a1", "user: q2, better", "answer: "]);
+        assert_eq!(thread.older(), Some("1"), "older messages are still above");
+        assert_eq!(thread.last_key().as_deref(), Some("answer-c1"));
+        assert!(thread.edit(&Uuid::from_u128(1).to_string(), "c2", "q1 again".into(), AnswerState::streaming()));
+        assert_eq!(texts(&thread), ["user: q1 again", "answer: "], "the first question's edit starts over");
+    }
+
+    #[test]
+    fn pins_come_with_the_pages_and_follow_the_user() {
+        let mut thread: Thread<AnswerState> = Thread::default();
+        let mut pinned = message(Role::User, "q2", MessageStatus::Complete, 3);
+        pinned.metadata.pinned = true;
+        thread.show_page(
+            page(vec![pinned, message(Role::Assistant, "a2", MessageStatus::Complete, 4)], Some("3")),
+            |a| a,
+        );
+        let key = |n: u128| Uuid::from_u128(n).to_string();
+        assert!(thread.is_pinned(&key(3)) && !thread.is_pinned(&key(4)));
+        let mut older = message(Role::Assistant, "a1", MessageStatus::Complete, 2);
+        older.metadata.pinned = true;
+        thread.prepend_page(page(vec![message(Role::User, "q1", MessageStatus::Complete, 1), older], None), |a| a);
+        assert!(thread.is_pinned(&key(2)) && thread.is_pinned(&key(3)), "an older page adds its pins");
+        thread.set_pinned(&key(3), false);
+        thread.set_pinned(&key(4), true);
+        thread.set_pinned(&key(4), true);
+        assert!(!thread.is_pinned(&key(3)) && thread.is_pinned(&key(4)));
+        thread.show_page(page(vec![message(Role::User, "q9", MessageStatus::Complete, 9)], None), |a| a);
+        assert!(!thread.is_pinned(&key(2)) && !thread.is_pinned(&key(4)), "another branch has its own pins");
+    }
+
+    #[test]
+    fn a_question_sent_here_is_found_by_the_parent_of_its_answer() {
+        let mut thread: Thread<AnswerState> = Thread::default();
+        thread.show_page(page(vec![message(Role::User, "q1", MessageStatus::Complete, 1)], None), |a| a);
+        let mut answer = AnswerState::streaming();
+        answer.message_id = Some(Uuid::from_u128(8).to_string());
+        thread.send("c1", "hello".into(), answer);
+        assert_eq!(thread.sent_answer("c1").and_then(|a| a.message_id), Some(Uuid::from_u128(8).to_string()));
+        assert!(thread.sent_answer(&Uuid::from_u128(1).to_string()).is_none(), "a stored question is known by its id");
+
+        let mut stored = message(Role::Assistant, "a", MessageStatus::Complete, 8);
+        stored.metadata.parent_id = Some(Uuid::from_u128(7));
+        let messages = [message(Role::User, "hello", MessageStatus::Complete, 7), stored];
+        assert_eq!(question_of(&messages, &Uuid::from_u128(8).to_string()), Some(Uuid::from_u128(7).to_string()));
+        assert_eq!(question_of(&messages, "unknown"), None);
+    }
+
+    #[test]
+    fn the_branch_used_what_its_newest_answer_with_figures_says() {
+        let usage = |input, output| Some(Usage { input_tokens: input, output_tokens: output });
+        let mut thread: Thread<AnswerState> = Thread::default();
+        assert_eq!(thread.last_usage(|a| a.usage), None);
+        let mut first = message(Role::Assistant, "a1", MessageStatus::Complete, 2);
+        first.metadata.usage = usage(Some(3_000), Some(200));
+        let mut second = message(Role::Assistant, "a2", MessageStatus::Complete, 4);
+        second.metadata.usage = usage(None, None);
+        thread.show_page(
+            page(
+                vec![
+                    message(Role::User, "q1", MessageStatus::Complete, 1),
+                    first,
+                    message(Role::User, "q2", MessageStatus::Complete, 3),
+                    second,
+                ],
+                None,
+            ),
+            |a| a,
+        );
+        assert_eq!(thread.last_usage(|a| a.usage), Some(3_200), "an answer without figures is passed over");
+        thread.send("c1", "more".into(), AnswerState::streaming());
+        assert_eq!(thread.last_usage(|a| a.usage), Some(3_200), "the answer being written has none yet");
     }
 }
