@@ -9,7 +9,9 @@ use shared::{ChatExport, ChatSummary, EXPORT_VERSION, ExportScope, MAX_IMPORT_ME
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::openapi::{BadRequest, Forbidden, NotFound, PayloadTooLarge, Timeout, Unauthorized, Unavailable};
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, Timeout, Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use crate::db::chats;
 use crate::db::thread::{self, PageStart};
 use crate::error::{ApiError, ApiResult, AppJson, AppPath, AppQuery};
@@ -121,7 +123,7 @@ fn file_name(title: &str) -> String {
 #[utoipa::path(post, path = "/api/chats/import", tag = "chats", request_body = ChatExport,
     responses(
         (status = 201, body = ChatSummary, headers(("Location" = String, description = "The new chat's URL"))),
-        BadRequest, Unauthorized, Forbidden, PayloadTooLarge, Unavailable, Timeout))]
+        BadRequest, Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout))]
 pub async fn import_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -131,10 +133,11 @@ pub async fn import_chat(
         return Err(ApiError::bad_request(format!("this server reads exports of version {EXPORT_VERSION}")));
     }
     let title = validate::title(&export.title)?;
+    let model = export.model.as_deref().map(validate::model_name).transpose()?;
     let plan = plan_copy(&export.messages, export.leaf_id).map_err(ApiError::bad_request)?;
     let chat_id = Uuid::now_v7();
     let mut tx = state.db.begin().await?;
-    let row = chats::insert_chat(&mut *tx, chat_id, &user.id, &title, export.model.as_deref(), None)
+    let row = chats::insert_chat(&mut *tx, chat_id, &user.id, &title, model.as_deref(), None)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("freshly generated chat id {chat_id} already taken")))?;
     thread::insert_copy(&mut tx, chat_id, &plan.messages, plan.leaf).await?;

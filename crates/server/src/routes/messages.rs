@@ -8,7 +8,9 @@ use shared::{MessagePage, SwitchBranch, UiMessage, UpdateMessageRequest};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::openapi::{BadRequest, Forbidden, NotFound, Timeout, Unauthorized, Unavailable};
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, Timeout, Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use crate::db::cursor::decode_message_cursor;
 use crate::db::thread::{MessageRow, PageStart};
 use crate::db::{answers, chats, thread};
@@ -73,7 +75,8 @@ pub async fn list_messages(
 /// it), for every client of the chat; answers with the branch's first page. 409 while an answer is being written.
 #[utoipa::path(post, path = "/api/chats/{id}/branch", tag = "messages", request_body = SwitchBranch,
     params(("id" = Uuid, Path, description = "Chat id"), SwitchBranchQuery),
-    responses((status = 200, body = MessagePage), BadRequest, Unauthorized, Forbidden, NotFound,
+    responses((status = 200, body = MessagePage), BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge,
+        UnsupportedMediaType,
         (status = 409, description = "An answer is being written in this chat (`generation_in_progress`)",
             body = shared::ErrorBody),
         Unavailable, Timeout))]
@@ -103,8 +106,8 @@ pub async fn switch_branch(
 #[utoipa::path(patch, path = "/api/chats/{chat_id}/messages/{message_id}", tag = "messages",
     request_body = UpdateMessageRequest,
     params(("chat_id" = Uuid, Path, description = "Chat id"), ("message_id" = Uuid, Path, description = "Message id")),
-    responses((status = 200, body = UpdateMessageRequest), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable,
-        Timeout))]
+    responses((status = 200, body = UpdateMessageRequest), BadRequest, Unauthorized, Forbidden, NotFound,
+        PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout))]
 pub async fn update_message(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -96,6 +96,8 @@ async fn imports_that_cannot_be_stored_faithfully_are_refused_and_change_nothing
         with("/messages/0/role", json!("system")),
         with("/leaf_id", json!(Uuid::new_v4())),
         with("/messages/0/parts/0/text", json!("nul \u{0} here")),
+        // Found by fuzzing: a NUL in the chat's model reached the insert (500).
+        with("/model", json!("\u{0}")),
     ];
     let before = app.chat_count().await;
 
