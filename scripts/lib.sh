@@ -83,6 +83,11 @@ ensure_chromium() {
   [ -x /usr/bin/chromium ] || { log "installing Chromium (for browser tests)"; apt_install chromium; }
 }
 
+# HAProxy, the reverse proxy the replica bed puts in front of several server processes (loadtest faults --replicas).
+ensure_haproxy() {
+  [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || { log "installing HAProxy (for the replica suite)"; apt_install haproxy; }
+}
+
 # Python packages for scripts/check-deploy.py, in a virtualenv under .tools/ (pinned).
 PY_TOOLS="$ROOT/.tools/py"
 ensure_python_tools() {

@@ -19,6 +19,8 @@ cargo fmt --all -- --check
 
 log "cargo clippy (server, shared, tools)"
 cargo clippy --all-targets --locked -- -D warnings
+log "cargo clippy (the server as shipped: without the local model and the assembled OpenAPI document)"
+cargo clippy -p server --no-default-features --locked -- -D warnings
 log "cargo clippy (web, wasm32)"
 cargo clippy -p web --target wasm32-unknown-unknown --locked -- -D warnings
 
@@ -54,12 +56,19 @@ else
 fi
 "$fault_bins/loadtest" faults --profile ci --server-bin "$fault_bins/server" --admin-url "$TEST_ADMIN_URL"
 
+log "replica suite: the same scenarios on three server processes behind HAProxy, and a rolling restart (--replicas 3)"
+ensure_haproxy
+"$fault_bins/loadtest" faults --profile ci --replicas 3 --server-bin "$fault_bins/server" --admin-url "$TEST_ADMIN_URL"
+
 log "web app: unit tests of its logic (native) and the release build"
 cargo test --locked -p web
 "$ROOT/scripts/build-web.sh"
 
 log "the Databricks Apps artifact: every file under 9 MiB (scripts/package-app.sh)"
 "$ROOT/scripts/package-app.sh"
+
+log "platform checks on that binary: start-up, HTTP/2 cleartext on every operation, SIGTERM under load (loadtest platform)"
+"$fault_bins/loadtest" platform --server-bin "$ROOT/dist-app/server" --admin-url "$TEST_ADMIN_URL"
 
 log "end-to-end: the Vercel AI SDK's transports and a real browser against the real server"
 ensure_node

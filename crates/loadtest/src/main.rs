@@ -6,6 +6,8 @@
 mod api_latency;
 mod faults;
 mod local_model;
+mod platform;
+mod proxy;
 mod report;
 mod server_process;
 mod soak;
@@ -43,6 +45,9 @@ enum Command {
     /// The server's own time in a tool round (model → tool → model): the gap between the model's tool calls and
     /// its next request, turn time and server CPU per turn and per event, against plain turns on the same server.
     ToolRound(tool_round::Args),
+    /// What Databricks Apps asks of the binary: start-up with the migrations applied, HTTP/2 in cleartext on every
+    /// API operation, exit within 15 s of SIGTERM while answers stream, idle memory. Fails when a check fails.
+    Platform(platform::Args),
 }
 
 #[tokio::main]
@@ -55,5 +60,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Soak(args) => soak::run(args).await,
         Command::LocalModel(args) => local_model::run(args).await,
         Command::ToolRound(args) => tool_round::run(args).await,
+        Command::Platform(args) => platform::run(args).await,
     }
 }

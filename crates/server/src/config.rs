@@ -178,11 +178,11 @@ pub struct EngineConfig {
     pub checkpoint_failure_limit: Duration,
     /// How long finished turns stay resumable by event id (`STREAM_RETENTION_SECS`, default 3600).
     pub stream_retention: Duration,
-    /// Turns one user may start per minute, in bursts up to the same number (`TURNS_PER_MINUTE`, default 60;
-    /// 0: unlimited).
+    /// Turns one user may start per minute in all server processes together, in bursts up to the same number
+    /// (`TURNS_PER_MINUTE`, default 60; 0: unlimited).
     pub turns_per_minute: Option<u32>,
-    /// Answers one user may have streaming at once on one server process (`MAX_CONCURRENT_TURNS_PER_USER`,
-    /// default 5; 0: unlimited).
+    /// Answers one user may have streaming at once, in all server processes together
+    /// (`MAX_CONCURRENT_TURNS_PER_USER`, default 5; 0: unlimited).
     pub max_concurrent_turns_per_user: Option<usize>,
 }
 

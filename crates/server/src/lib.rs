@@ -8,7 +8,6 @@ pub mod error;
 pub mod export;
 pub mod feedback_sync;
 pub mod identity;
-pub mod limits;
 pub mod llm;
 pub mod middleware;
 pub mod platform;

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context;
 use axum::http::{HeaderName, Response, StatusCode};
@@ -142,7 +141,7 @@ pub fn router(state: AppState, mlflow: MlflowSync) -> Router {
         Some(dist) => api.merge(crate::web::router(&dist)),
         None => api.fallback(fallback),
     };
-    app.layer(Extension(Arc::new(document))).layer(Extension(mlflow)).with_state(state).layer(middleware)
+    app.layer(Extension(document)).layer(Extension(mlflow)).with_state(state).layer(middleware)
 }
 
 async fn fallback() -> ApiError {

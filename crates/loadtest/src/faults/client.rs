@@ -29,6 +29,9 @@ pub struct TurnPlan {
     pub then: AfterLeaving,
     /// The owner presses stop after this many text tokens.
     pub stop_after: Option<usize>,
+    /// When the stream breaks (its server went away), resume by event id, through another replica, as the web app
+    /// does, until the answer's end.
+    pub resume_on_break: bool,
     /// What the stored answer must look like once the scenario settles.
     pub expect: Expect,
 }
@@ -135,12 +138,33 @@ impl TurnRecord {
     }
 }
 
-/// A client for one server.
+/// A client for one server, or for replicas behind the proxy.
 #[derive(Clone)]
 pub struct ChatClient {
     http: reqwest::Client,
-    /// `http://host:port`.
+    /// `http://host:port` (behind the proxy: its HTTP/1.1 entrance).
     pub base_url: String,
+    spread: Option<Spread>,
+}
+
+/// How a turn's requests are spread over replicas behind the proxy: by the chat's id, half the chats through the
+/// entrance that speaks HTTP/2 cleartext to the replicas, and the start, the resume and the stop of one turn each on
+/// a different replica.
+#[derive(Clone)]
+struct Spread {
+    replicas: usize,
+    h2c_url: String,
+}
+
+/// The requests of a turn that go to replicas of their own.
+#[derive(Debug, Clone, Copy)]
+pub enum Step {
+    /// `POST /api/chat` (and sending it again).
+    Start = 0,
+    /// `GET /api/chat/{id}/stream`.
+    Resume = 1,
+    /// `POST /api/chat/{id}/stop`.
+    Stop = 2,
 }
 
 /// How a stream reading ended.
@@ -155,12 +179,62 @@ impl ChatClient {
     pub fn new(base_url: &str) -> anyhow::Result<Self> {
         let http =
             reqwest::Client::builder().pool_max_idle_per_host(1024).connect_timeout(Duration::from_secs(5)).build()?;
-        Ok(Self { http, base_url: base_url.to_owned() })
+        Ok(Self { http, base_url: base_url.to_owned(), spread: None })
+    }
+
+    /// A client of `replicas` server processes behind `proxy`.
+    pub fn through(proxy: &crate::proxy::Proxy, replicas: usize) -> anyhow::Result<Self> {
+        use crate::proxy::Upstream;
+        let mut client = Self::new(proxy.url(Upstream::Http1))?;
+        client.spread = Some(Spread { replicas, h2c_url: proxy.url(Upstream::H2c).to_owned() });
+        Ok(client)
     }
 
     /// The same HTTP client, pointed at another server (after a restart on a new port).
     pub fn at(&self, base_url: &str) -> Self {
-        Self { http: self.http.clone(), base_url: base_url.to_owned() }
+        Self { http: self.http.clone(), base_url: base_url.to_owned(), spread: self.spread.clone() }
+    }
+
+    /// The replica that `step` of a turn in `chat_id` is sent to (`None`: one server, or the proxy's choice).
+    pub fn replica_for(&self, chat_id: Uuid, step: Step) -> Option<usize> {
+        let spread = self.spread.as_ref()?;
+        Some(((chat_id.as_u128() >> 1) as usize + step as usize) % spread.replicas.max(1))
+    }
+
+    /// A JSON request as `user` sent to one replica (behind the proxy), with its status and body.
+    pub async fn on_replica(
+        &self,
+        method: reqwest::Method,
+        replica: usize,
+        user: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(StatusCode, serde_json::Value), String> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .header("x-forwarded-email", user)
+            .header(crate::proxy::REPLICA_HEADER, replica.to_string());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| error_kind(&e).to_owned())?;
+        let status = response.status();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        Ok((status, body))
+    }
+
+    /// A request for `step` of a turn in `chat_id`: through the chat's entrance, to the step's replica.
+    fn turn_request(&self, method: reqwest::Method, chat_id: Uuid, step: Step, path: &str) -> reqwest::RequestBuilder {
+        let base = match &self.spread {
+            Some(spread) if chat_id.as_u128() & 1 == 1 => spread.h2c_url.as_str(),
+            _ => self.base_url.as_str(),
+        };
+        let request = self.http.request(method, format!("{base}{path}"));
+        match self.replica_for(chat_id, step) {
+            Some(replica) => request.header(crate::proxy::REPLICA_HEADER, replica.to_string()),
+            None => request,
+        }
     }
 
     /// The underlying HTTP client.
@@ -188,6 +262,11 @@ impl ChatClient {
         };
         match end {
             ReadEnd::Finished => {}
+            ReadEnd::Broken(reason) if record.plan.resume_on_break && record.acknowledged => {
+                if let Err(resumed) = self.resume_until_end(&mut record).await {
+                    record.failure = Some(format!("{reason}, then {resumed}"));
+                }
+            }
             ReadEnd::Broken(reason) => record.failure = Some(reason),
             ReadEnd::Left => {
                 record.left = true;
@@ -206,8 +285,7 @@ impl ChatClient {
                 "parts": [{"type": "text", "text": plan.message}],
             },
         });
-        self.http
-            .post(format!("{}/api/chat", self.base_url))
+        self.turn_request(reqwest::Method::POST, plan.chat_id, Step::Start, "/api/chat")
             .header("x-forwarded-email", &plan.user)
             .json(&body)
             .send()
@@ -303,18 +381,32 @@ impl ChatClient {
         record.resent = Some((replay.answer_id, replay.finish, replay.text));
     }
 
+    /// Resumes after a broken stream until the answer's `finish` is read: a replica that is going away answers 503
+    /// or cuts the stream again, until the proxy has taken it out.
+    async fn resume_until_end(&self, record: &mut TurnRecord) -> Result<(), String> {
+        let mut last = String::new();
+        for attempt in 0..40u32 {
+            tokio::time::sleep(Duration::from_millis(100 + 50 * u64::from(attempt.min(8)))).await;
+            match self.resume(record).await {
+                Ok(()) if record.saw_end() => return Ok(()),
+                Ok(()) => last = "the resumed stream ended without finish".into(),
+                Err(reason) => last = reason,
+            }
+        }
+        Err(last)
+    }
+
     /// Resumes the stream after the last event seen (the answer may have finished meanwhile).
     async fn resume(&self, record: &mut TurnRecord) -> Result<(), String> {
         if !record.acknowledged {
             return Ok(());
         }
-        let mut url = format!("{}/api/chat/{}/stream", self.base_url, record.plan.chat_id);
+        let mut path = format!("/api/chat/{}/stream", record.plan.chat_id);
         if let Some(answer) = record.answer_id {
-            url.push_str(&format!("?generation={answer}"));
+            path.push_str(&format!("?generation={answer}"));
         }
         let response = self
-            .http
-            .get(url)
+            .turn_request(reqwest::Method::GET, record.plan.chat_id, Step::Resume, &path)
             .header("x-forwarded-email", &record.plan.user)
             .header("last-event-id", record.last_event_id.to_string())
             .send()
@@ -336,8 +428,7 @@ impl ChatClient {
 
     /// `POST /api/chat/{id}/stop` as `user`; the answer is only interesting to the isolation probes.
     pub async fn stop(&self, user: &str, chat_id: Uuid) -> Option<StatusCode> {
-        self.http
-            .post(format!("{}/api/chat/{chat_id}/stop", self.base_url))
+        self.turn_request(reqwest::Method::POST, chat_id, Step::Stop, &format!("/api/chat/{chat_id}/stop"))
             .header("x-forwarded-email", user)
             .send()
             .await

@@ -9,6 +9,7 @@ mod cluster;
 mod invariants;
 mod isolation;
 mod plan;
+mod replicas;
 mod scenarios;
 mod stage;
 
@@ -39,6 +40,11 @@ pub struct Args {
     /// Keep the database of a scenario that found violations (its name is printed).
     #[arg(long)]
     keep_failed: bool,
+    /// Server processes on the one database. More than one: behind HAProxy (round robin per request, HTTP/1.1 and
+    /// HTTP/2 cleartext to the replicas), each turn's start, resume and stop sent to different replicas, process
+    /// faults on replica 0, and the rolling-restart scenario.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
 }
 
 /// Profile names.
@@ -103,6 +109,8 @@ pub struct Context {
     pub profile: Profile,
     /// Seed of this scenario's random choices.
     pub seed: u64,
+    /// Server processes per stage.
+    pub replicas: usize,
     fake: Arc<FakeWorkspace>,
     admin_url: String,
     server_bin: String,
@@ -126,6 +134,7 @@ impl Context {
                 name,
                 private_postgres,
                 db_connections: self.profile.db_connections,
+                replicas: self.replicas,
             },
             self.timeouts(),
         )
@@ -160,20 +169,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let fake =
         Arc::new(FakeWorkspace::start_with(FakeConfig { token_delay: Duration::ZERO, record_requests: false }).await);
     println!(
-        "fault suite, profile {:?}: {} turns per wave, seed {seed} (repeat with --seed {seed}); server logs in {}",
+        "fault suite, profile {:?}: {} turns per wave, {} server process{}, seed {seed} (repeat with --seed {seed}); \
+         server logs in {}",
         args.profile,
         profile.concurrency,
+        args.replicas,
+        if args.replicas == 1 { "" } else { "es behind HAProxy" },
         log_dir.display()
     );
     let started = Instant::now();
     let mut outcomes = Vec::new();
     for (index, scenario) in scenarios::ALL.iter().enumerate() {
-        if args.only.as_deref().is_some_and(|only| !scenario.name.contains(only)) {
+        if args.only.as_deref().is_some_and(|only| !scenario.name.contains(only))
+            || (scenario.replicas_only && args.replicas < 2)
+        {
             continue;
         }
         let context = Context {
             profile: profile.clone(),
             seed: seed.wrapping_add(index as u64 * 1_000_003),
+            replicas: args.replicas.max(1),
             fake: fake.clone(),
             admin_url: args.target.admin_url.clone(),
             server_bin: args.target.server_bin.clone(),

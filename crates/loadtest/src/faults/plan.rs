@@ -111,6 +111,7 @@ impl Planner {
             leave: Leave::Never,
             then: AfterLeaving::Nothing,
             stop_after: None,
+            resume_on_break: false,
             expect,
         }
     }

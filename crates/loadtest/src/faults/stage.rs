@@ -1,6 +1,7 @@
 //! The stage of one scenario: a fresh database (on the shared PostgreSQL, or in a private cluster that may be
 //! restarted), the fake model, the server binary on them (which may be killed and started again), a client and a
-//! pool the invariant checker reads through.
+//! pool the invariant checker reads through. With replicas, several server processes on the one database behind a
+//! real reverse proxy (`crate::proxy`); the client then goes through the proxy, and a process fault hits replica 0.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use super::client::ChatClient;
 use super::cluster::PrivateCluster;
+use crate::proxy::{Proxy, free_port};
 use crate::server_process::{BenchDatabase, ServerProcess};
 
 /// Server settings every scenario shares: short timeouts, so faults show their effect within seconds.
@@ -56,7 +58,11 @@ pub struct Stage {
     database: Option<Database>,
     /// Kept alive for as long as the server may call it.
     _fake: Arc<FakeWorkspace>,
-    server: Option<ServerProcess>,
+    /// Replica 0 (the one process faults hit), then the others.
+    servers: Vec<Option<ServerProcess>>,
+    /// With replicas: the port each listens on (kept across restarts, so the proxy finds it again).
+    ports: Vec<u16>,
+    proxy: Option<Proxy>,
     server_bin: String,
     env: Vec<(&'static str, String)>,
     log_file: PathBuf,
@@ -80,6 +86,8 @@ pub struct StageOptions<'a> {
     pub private_postgres: bool,
     /// Server pool size.
     pub db_connections: u32,
+    /// Server processes (more than one: behind the proxy).
+    pub replicas: usize,
 }
 
 impl Stage {
@@ -121,13 +129,28 @@ impl Stage {
             ("STREAM_KEEPALIVE_SECS", "1".to_owned()),
         ];
         let log_file = options.log_dir.join(format!("{}.log", options.name));
-        let server = ServerProcess::start_logged(options.server_bin, &url, &env, Some(&log_file))?;
-        let client = ChatClient::new(&server.base_url)?;
+        let (servers, ports, proxy, client) = if options.replicas > 1 {
+            let ports = (0..options.replicas).map(|_| free_port()).collect::<anyhow::Result<Vec<_>>>()?;
+            let mut servers = Vec::new();
+            for port in &ports {
+                let env = with_port(&env, *port);
+                servers.push(Some(ServerProcess::start_logged(options.server_bin, &url, &env, Some(&log_file))?));
+            }
+            let proxy = Proxy::start(&ports)?;
+            let client = ChatClient::through(&proxy, options.replicas)?;
+            (servers, ports, Some(proxy), client)
+        } else {
+            let server = ServerProcess::start_logged(options.server_bin, &url, &env, Some(&log_file))?;
+            let client = ChatClient::new(&server.base_url)?;
+            (vec![Some(server)], Vec::new(), None, client)
+        };
         let db = PgPoolOptions::new().max_connections(4).connect(&url).await.context("connecting the checker")?;
         Ok(Self {
             database: Some(database),
             _fake: fake,
-            server: Some(server),
+            servers,
+            ports,
+            proxy,
             server_bin: options.server_bin.to_owned(),
             env,
             log_file,
@@ -141,25 +164,53 @@ impl Stage {
         &self.log_file
     }
 
-    /// The running server process.
+    /// The running server process (replica 0).
     pub fn server(&mut self) -> anyhow::Result<&mut ServerProcess> {
-        self.server.as_mut().context("the server is not running")
+        self.replica(0)
     }
 
-    /// Takes the server process out (to signal it and wait for it without holding the stage).
+    /// A running replica.
+    pub fn replica(&mut self, index: usize) -> anyhow::Result<&mut ServerProcess> {
+        self.servers.get_mut(index).and_then(Option::as_mut).context("the server is not running")
+    }
+
+    /// How many server processes the stage runs.
+    pub fn replicas(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// Takes the server process (replica 0) out (to signal it and wait for it without holding the stage).
     pub fn take_server(&mut self) -> Option<ServerProcess> {
-        self.server.take()
+        self.take_replica(0)
     }
 
-    /// Starts a new server process on the same database; the client follows it to its new port.
+    /// Takes a replica out.
+    pub fn take_replica(&mut self, index: usize) -> Option<ServerProcess> {
+        self.servers.get_mut(index).and_then(Option::take)
+    }
+
+    /// Starts a new server process (replica 0) on the same database; alone, the client follows it to its new port.
     pub fn restart_server(&mut self) -> anyhow::Result<()> {
-        if let Some(mut old) = self.server.take() {
+        self.restart_replica(0)
+    }
+
+    /// Starts replica `index` again (killing it first if it runs), on its own port behind the proxy.
+    pub fn restart_replica(&mut self, index: usize) -> anyhow::Result<()> {
+        if let Some(mut old) = self.take_replica(index) {
             old.kill();
         }
         let url = self.url();
-        let server = ServerProcess::start_logged(&self.server_bin, &url, &self.env, Some(&self.log_file))?;
-        self.client = self.client.at(&server.base_url);
-        self.server = Some(server);
+        let env = match self.ports.get(index) {
+            Some(port) => with_port(&self.env, *port),
+            None => self.env.clone(),
+        };
+        let server = ServerProcess::start_logged(&self.server_bin, &url, &env, Some(&self.log_file))?;
+        if self.proxy.is_none() {
+            self.client = self.client.at(&server.base_url);
+        }
+        if let Some(slot) = self.servers.get_mut(index) {
+            *slot = Some(server);
+        }
         Ok(())
     }
 
@@ -181,9 +232,10 @@ impl Stage {
 
     /// Stops the server and drops the database (unless `keep`).
     pub async fn finish(mut self, keep: bool) -> anyhow::Result<()> {
-        if let Some(mut server) = self.server.take() {
+        for mut server in self.servers.drain(..).flatten() {
             server.kill();
         }
+        self.proxy = None;
         self.db.close().await;
         match self.database.take() {
             Some(Database::Shared(database)) if !keep => database.drop_database().await?,
@@ -212,4 +264,11 @@ impl Stage {
             }
         }
     }
+}
+
+/// The server settings with a fixed port (a replica keeps its port across restarts).
+fn with_port(env: &[(&'static str, String)], port: u16) -> Vec<(&'static str, String)> {
+    let mut env = env.to_vec();
+    env.push(("PORT", port.to_string()));
+    env
 }

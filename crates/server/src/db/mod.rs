@@ -3,6 +3,7 @@
 //! Queries are plain SQL checked at compile time by `sqlx::query!` (offline data in `.sqlx/`), and every
 //! table is schema-qualified (`chat.chats`), so they do not depend on the connection's `search_path`.
 
+pub mod allowances;
 pub mod answers;
 pub mod approvals;
 pub mod chats;

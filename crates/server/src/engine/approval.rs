@@ -96,8 +96,7 @@ impl Engine {
         if let Some(running) = answers::running_answer(&mut *tx, chat_id).await? {
             return Err(ApiError::GenerationInProgress(running));
         }
-        let slot = inner.turn_slots.acquire(owner_id)?;
-        inner.turn_rate.check(owner_id)?;
+        inner.turn_limits.take(&mut tx, owner_id).await?;
         let model = match answer.model.as_deref() {
             Some(model) => self.resolve_model(&catalog, Some(model), None)?,
             None => self.resolve_model(&catalog, None, chat.model.as_deref())?,
@@ -178,11 +177,7 @@ impl Engine {
             chat.id = %chat_id, answer.id = %answer.message_id, approve = decision.approve,
             "approval answered; the agent goes on"
         );
-        let running = turn::run(inner.clone(), turn, client, Box::new(request), context);
-        inner.tasks.spawn(async move {
-            running.await;
-            drop(slot);
-        });
+        inner.tasks.spawn(turn::run(inner.clone(), turn, client, Box::new(request), context));
         Ok(ContinuedTurn { answer_id: answer.message_id, after: base })
     }
 }

@@ -57,6 +57,16 @@ pub(super) async fn stored(inner: &Arc<Inner>, answer_id: Uuid, after: u64) -> R
                 break;
             }
             match answers::answer_state(&inner.db, answer_id).await {
+                // Ended, and the client is past the stored log: it saw events its process never stored (the process
+                // died between two checkpoints), and the end written for it by a surviving process
+                // (`background.rs`) is numbered after the last stored event, under ids this client already had. It
+                // is told the end after its own last id.
+                Ok(Some(state)) if !state.running && cursor as i64 > state.last_event_seq => {
+                    if let Ok(end) = stored_end(&inner, answer_id).await {
+                        yield (cursor + 1, end);
+                    }
+                    break;
+                }
                 // Finished without a stored `finish` (e.g. purged mid-read): nothing more will come.
                 Ok(Some(state)) if !state.running && cursor as i64 >= state.last_event_seq => break,
                 Ok(None) => break,
@@ -78,6 +88,18 @@ pub(super) async fn stored(inner: &Arc<Inner>, answer_id: Uuid, after: u64) -> R
             }
         }
     }))
+}
+
+/// The `finish` chunk of a stored answer that ended: its status and, when it failed, why.
+async fn stored_end(inner: &Inner, answer_id: Uuid) -> Result<UiChunk, ApiError> {
+    let (row, _) = thread::replay_source(&inner.db, answer_id).await?.ok_or(ApiError::NotFound("generation"))?;
+    Ok(UiChunk::Finish {
+        message_metadata: Some(Box::new(StreamMetadata {
+            status: Some(row.status()),
+            error: row.error,
+            ..StreamMetadata::default()
+        })),
+    })
 }
 
 /// A complete stream rebuilt from a stored answer (its original event log expired).

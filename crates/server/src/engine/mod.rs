@@ -16,6 +16,7 @@ pub mod context;
 mod finish;
 mod follow;
 pub mod history;
+mod limits;
 mod live;
 pub mod log;
 mod reattach;
@@ -41,11 +42,11 @@ use uuid::Uuid;
 use crate::config::{Config, EngineConfig};
 use crate::db::{PasswordRefusals, answers, chats, thread};
 use crate::error::ApiError;
-use crate::limits::{ConcurrentTurns, TurnRate};
 use crate::llm::{ChatModel, ModelCatalog, ModelDirectory, ModelEntry};
 use crate::tools::{NoTools, ToolContext, ToolRunner};
 
 pub use approval::ApprovalDecision;
+use limits::TurnLimits;
 pub use live::{CancelReason, LiveTurn};
 use log::TurnLog;
 pub use start::TurnInput;
@@ -130,10 +131,8 @@ struct Inner {
     tool_limits: turn::ToolLimits,
     worker_id: i64,
     live: Mutex<HashMap<Uuid, Arc<LiveTurn>>>,
-    /// Turns each user may start per minute.
-    turn_rate: TurnRate,
-    /// Answers each user may have streaming at once.
-    turn_slots: ConcurrentTurns,
+    /// Turns each user may start per minute and answers they may have streaming at once (in every process).
+    turn_limits: TurnLimits,
     /// Generations whose events were just stored (by any process), from PostgreSQL notifications.
     flushed: broadcast::Sender<Uuid>,
     /// Generations this process just checkpointed, to announce to other processes.
@@ -180,8 +179,7 @@ impl Engine {
             },
             worker_id,
             live: Mutex::new(HashMap::new()),
-            turn_rate: TurnRate::new(config.engine.turns_per_minute),
-            turn_slots: ConcurrentTurns::new(config.engine.max_concurrent_turns_per_user),
+            turn_limits: TurnLimits::new(config.engine.turns_per_minute, config.engine.max_concurrent_turns_per_user),
             flushed: broadcast::channel(4096).0,
             to_announce,
             accepting: AtomicBool::new(true),
@@ -208,8 +206,10 @@ impl Engine {
                 tool_limits: turn::ToolLimits::default(),
                 worker_id: background::new_worker_id(),
                 live: Mutex::new(HashMap::new()),
-                turn_rate: TurnRate::new(config.engine.turns_per_minute),
-                turn_slots: ConcurrentTurns::new(config.engine.max_concurrent_turns_per_user),
+                turn_limits: TurnLimits::new(
+                    config.engine.turns_per_minute,
+                    config.engine.max_concurrent_turns_per_user,
+                ),
                 flushed: broadcast::channel(16).0,
                 to_announce: mpsc::unbounded_channel().0,
                 accepting: AtomicBool::new(false),

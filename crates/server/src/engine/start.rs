@@ -14,7 +14,6 @@ use super::{Engine, lock, turn};
 use crate::db::thread::{self, NewTurn};
 use crate::db::{answers, chats};
 use crate::error::ApiError;
-use crate::limits::TurnSlot;
 use crate::llm::{CONVERSATION_PART, CallContext, ModelEntry, ModelRequest, Protocol};
 use crate::tools::ToolContext;
 use secrecy::SecretString;
@@ -74,8 +73,6 @@ struct Stored {
     branch: Branch,
     /// The model that summarises the branch when it outgrows the window, with its window.
     summary_model: Option<(String, Protocol, Window)>,
-    /// The user's place among their running answers, held until the answer ends.
-    slot: TurnSlot,
 }
 
 enum Begun {
@@ -155,15 +152,13 @@ impl Engine {
             user_token: input.user_token.clone(),
         });
         let budget = inner.prompt.window(&stored.model).budget();
-        let (engine, live, client, slot, branch) =
-            (self.inner.clone(), turn.clone(), model.clone(), stored.slot, stored.branch);
+        let (engine, live, client, branch) = (self.inner.clone(), turn.clone(), model.clone(), stored.branch);
         inner.tasks.spawn(async move {
             // The prompt is made in the turn's task: summarising a long branch is a model call of its own, which the
             // answer shows while it runs.
             let system = engine.prompt.system_prompt.as_deref();
             request.messages = context::prepare(&engine.db, &live, system, branch, budget, summariser).await;
             turn::run(engine, live, client, Box::new(request), context).await;
-            drop(slot);
         });
         if let Some((name, protocol)) = stored.title_model {
             let retitle = title::retitle(
@@ -220,9 +215,7 @@ impl Engine {
             return Err(ApiError::GenerationInProgress(running));
         }
         // Limits apply to turns that would really start (not to retries or conflicts); failing here rolls back.
-        // The slot first: a turn refused for lack of one does not use up the user's rate allowance.
-        let slot = inner.turn_slots.acquire(owner_id)?;
-        inner.turn_rate.check(owner_id)?;
+        inner.turn_limits.take(&mut tx, owner_id).await?;
         let model = match requested {
             Some(model) => model,
             None => self.resolve_model(&catalog, None, chat.model.as_deref())?,
@@ -298,7 +291,6 @@ impl Engine {
             tool_sources: chat.tool_sources,
             branch,
             summary_model,
-            slot,
         })))
     }
 }

@@ -5,6 +5,7 @@ use axum::Extension;
 use axum::extract::State;
 use shared::{AppConfig, FeedbackFeatures};
 
+#[cfg(feature = "openapi")]
 use super::openapi::{Timeout, Unauthorized};
 use crate::error::AppJson;
 use crate::feedback_sync::MlflowSync;
@@ -12,7 +13,7 @@ use crate::identity::CurrentUser;
 use crate::state::AppState;
 
 /// The empty-state texts configured for this deployment, and the feedback features.
-#[utoipa::path(get, path = "/api/config", tag = "system", responses((status = 200, body = AppConfig), Unauthorized, Timeout))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/config", tag = "system", responses((status = 200, body = AppConfig), Unauthorized, Timeout)))]
 pub async fn get_config(
     State(state): State<AppState>,
     Extension(mlflow): Extension<MlflowSync>,

@@ -7,6 +7,7 @@ use shared::{ApprovalAnswer, MAX_APPROVAL_REASON_CHARS};
 use uuid::Uuid;
 
 use super::chat::model_user_token;
+#[cfg(feature = "openapi")]
 use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, StreamEvent, Unauthorized, Unavailable,
     UnsupportedMediaType,
@@ -25,7 +26,7 @@ const MAX_APPROVAL_ID_CHARS: usize = 200;
 /// The request is a `data-approval` part of the chat's last answer (state `requested`). Both decisions reach the
 /// agent. The response is the UI message stream of the continuation: a `start` chunk with the same message id,
 /// then the events after the answer's stored ones (event ids go on from there).
-#[utoipa::path(post, path = "/api/chat/{id}/approvals/{approval_id}", tag = "chat", request_body = ApprovalAnswer,
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/chat/{id}/approvals/{approval_id}", tag = "chat", request_body = ApprovalAnswer,
     params(("id" = Uuid, Path, description = "Chat id"),
         ("approval_id" = String, Path, description = "The request's `approvalId`")),
     responses(
@@ -36,7 +37,7 @@ const MAX_APPROVAL_ID_CHARS: usize = 200;
         BadRequest, Unauthorized, Forbidden, NotFound,
         (status = 409, description = "Already answered, the chat went on, or an answer is being written",
             body = shared::ErrorBody),
-        PayloadTooLarge, UnsupportedMediaType, RateLimited, Unavailable))]
+        PayloadTooLarge, UnsupportedMediaType, RateLimited, Unavailable)))]
 pub async fn answer_approval(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -5,13 +5,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+#[cfg(feature = "openapi")]
+use shared::ErrorBody;
 use shared::{
-    ChatTurnRequest, ErrorBody, IdentityMode, IncomingContent, IncomingMessage, MAX_CLIENT_ID_CHARS, MAX_MESSAGE_CHARS,
+    ChatTurnRequest, IdentityMode, IncomingContent, IncomingMessage, MAX_CLIENT_ID_CHARS, MAX_MESSAGE_CHARS,
     StopResponse, Trigger, TurnAccepted,
 };
+#[cfg(feature = "openapi")]
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+#[cfg(feature = "openapi")]
 use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, RateLimited, StreamEvent, Timeout, Unauthorized, Unavailable,
     UnsupportedMediaType,
@@ -30,7 +34,7 @@ use crate::state::AppState;
 /// message id the server has seen in this chat returns that turn again instead of creating a new one.
 /// Response: the UI message stream (SSE); `Accept: text/plain` streams text only; `Prefer: respond-async`
 /// answers 202 at once with the generation id to poll.
-#[utoipa::path(post, path = "/api/chat", tag = "chat", request_body = ChatTurnRequest,
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/chat", tag = "chat", request_body = ChatTurnRequest,
     params(("Prefer" = Option<String>, Header, pattern = "^respond-async$",
         description = "`respond-async`: answer 202 at once instead of streaming")),
     responses(
@@ -43,7 +47,7 @@ use crate::state::AppState;
         BadRequest, Unauthorized, Forbidden, NotFound,
         (status = 409, description = "A turn is already running in this chat (`generation_in_progress`, with its \
             `generation_id`), or a message id whose answer was deleted", body = ErrorBody),
-        PayloadTooLarge, UnsupportedMediaType, RateLimited, Unavailable))]
+        PayloadTooLarge, UnsupportedMediaType, RateLimited, Unavailable)))]
 pub async fn post_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -139,12 +143,13 @@ fn validate_client_id(id: &str) -> ApiResult<String> {
 }
 
 /// Query of `GET /api/chat/{id}/stream`.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ResumeQuery {
     /// Last event id the client saw (same as the `Last-Event-ID` header, which wins), 0 to 2^63 - 1.
-    #[param(pattern = "^[0-9]{1,18}$")]
+    #[cfg_attr(feature = "openapi", param(pattern = "^[0-9]{1,18}$"))]
     pub cursor: Option<String>,
     /// The generation the cursor belongs to; replays it even if it just finished.
     pub generation: Option<Uuid>,
@@ -153,7 +158,7 @@ pub struct ResumeQuery {
 /// Resumes the chat's running turn: replays the events after the last one the client saw, then streams live.
 /// 204 when there is nothing to resume: nothing runs, or the chat is not one of the caller's (unknown, or another
 /// user's: the two cannot be told apart, and `useChat({ resume: true })` on a new chat id starts cleanly).
-#[utoipa::path(get, path = "/api/chat/{id}/stream", tag = "chat",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/chat/{id}/stream", tag = "chat",
     params(("id" = Uuid, Path, description = "Chat id"),
         ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,18}$",
             description = "Last event id the client saw (wins over `cursor`)"),
@@ -163,7 +168,7 @@ pub struct ResumeQuery {
             headers(("X-Chat-Id" = Uuid, description = "The chat"),
                     ("X-Message-Id" = Uuid, description = "The answer (generation) being followed"))),
         (status = 204, description = "Nothing to resume: no turn runs, or the caller has no such chat"),
-        BadRequest, Unauthorized, NotFound, Unavailable))]
+        BadRequest, Unauthorized, NotFound, Unavailable)))]
 pub async fn resume_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -215,8 +220,8 @@ async fn pinned_generation(state: &AppState, chat_id: Uuid, generation_id: Uuid)
 }
 
 /// Stops the chat's running turn; the text so far is kept with status `stopped`.
-#[utoipa::path(post, path = "/api/chat/{id}/stop", tag = "chat", params(("id" = Uuid, Path, description = "Chat id")),
-    responses((status = 200, body = StopResponse), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout))]
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/chat/{id}/stop", tag = "chat", params(("id" = Uuid, Path, description = "Chat id")),
+    responses((status = 200, body = StopResponse), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout)))]
 pub async fn stop_chat(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -5,9 +5,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use shared::{ChatPage, ChatSummary, CreateChatRequest, UpdateChatRequest};
+#[cfg(feature = "openapi")]
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+#[cfg(feature = "openapi")]
 use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Timeout, Unauthorized, Unavailable, UnsupportedMediaType,
 };
@@ -20,21 +22,22 @@ use crate::state::AppState;
 use crate::validate;
 
 /// Query of `GET /api/chats`.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListChatsQuery {
     /// Page size, 1 to 100 (default 30).
-    #[param(minimum = 1, maximum = 100)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Search: chats whose title or messages contain words starting with each word given (at most 200
     /// characters; control characters count as spaces).
-    #[param(max_length = 200)]
+    #[cfg_attr(feature = "openapi", param(max_length = 200))]
     pub q: Option<String>,
     /// Only chats with this scope key (1 to 200 characters, no control characters).
-    #[param(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$")]
+    #[cfg_attr(feature = "openapi", param(min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"))]
     pub scope: Option<String>,
     /// `true`: only pinned chats; `false`: only chats not pinned (the sidebar lists the two apart). Absent: both.
     pub pinned: Option<bool>,
@@ -43,8 +46,8 @@ pub struct ListChatsQuery {
 }
 
 /// Lists the caller's chats, most recently active first; archived chats only with `archived=true`.
-#[utoipa::path(get, path = "/api/chats", tag = "chats", params(ListChatsQuery),
-    responses((status = 200, body = ChatPage), BadRequest, Unauthorized, Unavailable, Timeout))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/chats", tag = "chats", params(ListChatsQuery),
+    responses((status = 200, body = ChatPage), BadRequest, Unauthorized, Unavailable, Timeout)))]
 pub async fn list_chats(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -78,10 +81,10 @@ pub async fn list_chats(
 }
 
 /// Creates a chat for the caller.
-#[utoipa::path(post, path = "/api/chats", tag = "chats", request_body = CreateChatRequest,
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/chats", tag = "chats", request_body = CreateChatRequest,
     responses(
         (status = 201, body = ChatSummary, headers(("Location" = String, description = "The new chat's URL"))),
-        BadRequest, Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout))]
+        BadRequest, Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout)))]
 pub async fn create_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -103,8 +106,8 @@ pub async fn create_chat(
 }
 
 /// One of the caller's chats.
-#[utoipa::path(get, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
-    responses((status = 200, body = ChatSummary), BadRequest, Unauthorized, NotFound, Unavailable, Timeout))]
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
+    responses((status = 200, body = ChatSummary), BadRequest, Unauthorized, NotFound, Unavailable, Timeout)))]
 pub async fn get_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -115,11 +118,11 @@ pub async fn get_chat(
 }
 
 /// Renames one of the caller's chats, chooses the sources of tools its model may use, pins or archives it.
-#[utoipa::path(patch, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
+#[cfg_attr(feature = "openapi", utoipa::path(patch, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
     request_body = UpdateChatRequest,
     responses(
         (status = 200, body = ChatSummary),
-        BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout))]
+        BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout)))]
 pub async fn update_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -156,9 +159,9 @@ pub async fn update_chat(
 }
 
 /// Deletes one of the caller's chats with all its messages.
-#[utoipa::path(delete, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/api/chats/{id}", tag = "chats", params(("id" = Uuid, Path, description = "Chat id")),
     responses(
-        (status = 204, description = "Deleted"), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout))]
+        (status = 204, description = "Deleted"), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout)))]
 pub async fn delete_chat(
     State(state): State<AppState>,
     user: CurrentUser,

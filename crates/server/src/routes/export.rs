@@ -6,9 +6,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::{ChatExport, ChatSummary, EXPORT_VERSION, ExportScope, MAX_IMPORT_MESSAGES, UiMessage};
+#[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+#[cfg(feature = "openapi")]
 use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Timeout, Unauthorized, Unavailable, UnsupportedMediaType,
 };
@@ -21,7 +23,8 @@ use crate::state::AppState;
 use crate::validate;
 
 /// The form of an export.
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     /// `ChatExport` JSON (UI messages with their tree links), which `POST /api/chats/import` reads back.
@@ -32,9 +35,10 @@ pub enum ExportFormat {
 }
 
 /// Query of `GET /api/chats/{id}/export`.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ExportQuery {
     /// `json` (default) or `markdown`.
     pub format: Option<ExportFormat>,
@@ -43,12 +47,12 @@ pub struct ExportQuery {
 }
 
 /// The chat as a file to download (`Content-Disposition: attachment`).
-#[utoipa::path(get, path = "/api/chats/{id}/export", tag = "chats",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/chats/{id}/export", tag = "chats",
     params(("id" = Uuid, Path, description = "Chat id"), ExportQuery),
     responses(
         (status = 200, description = "The chat as `ChatExport` JSON or as Markdown",
             content((ChatExport = "application/json"), (String = "text/markdown"))),
-        BadRequest, Unauthorized, NotFound, Unavailable, Timeout))]
+        BadRequest, Unauthorized, NotFound, Unavailable, Timeout)))]
 pub async fn export_chat(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -120,10 +124,10 @@ fn file_name(title: &str) -> String {
 
 /// Brings a chat exported as JSON in as a new chat of the caller, with new ids and the same branches, showing the
 /// same branch.
-#[utoipa::path(post, path = "/api/chats/import", tag = "chats", request_body = ChatExport,
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/chats/import", tag = "chats", request_body = ChatExport,
     responses(
         (status = 201, body = ChatSummary, headers(("Location" = String, description = "The new chat's URL"))),
-        BadRequest, Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout))]
+        BadRequest, Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout)))]
 pub async fn import_chat(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use shared::{Feedback, FeedbackRequest, FeedbackSync, MAX_FEEDBACK_COMMENT_CHARS, MessageStatus, Role};
 use uuid::Uuid;
 
+#[cfg(feature = "openapi")]
 use super::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Timeout, Unauthorized, Unavailable,
     UnsupportedMediaType,
@@ -21,13 +22,13 @@ use crate::identity::CurrentUser;
 use crate::state::AppState;
 
 /// Stores or replaces the caller's vote on an answer.
-#[utoipa::path(put, path = "/api/chats/{chat_id}/messages/{message_id}/feedback", tag = "messages",
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/api/chats/{chat_id}/messages/{message_id}/feedback", tag = "messages",
     params(("chat_id" = Uuid, Path, description = "Chat id"), ("message_id" = Uuid, Path, description = "Answer id")),
     request_body = FeedbackRequest,
     responses(
         (status = 200, body = Feedback, description = "The stored vote; `sync` says whether MLflow has it"),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, UnsupportedMediaType, Unavailable,
-        Timeout))]
+        Timeout)))]
 pub async fn put_feedback(
     State(state): State<AppState>,
     Extension(mlflow): Extension<MlflowSync>,
@@ -61,11 +62,11 @@ pub async fn put_feedback(
 }
 
 /// Removes the caller's vote on an answer (and its MLflow assessment); removing none is not an error.
-#[utoipa::path(delete, path = "/api/chats/{chat_id}/messages/{message_id}/feedback", tag = "messages",
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/api/chats/{chat_id}/messages/{message_id}/feedback", tag = "messages",
     params(("chat_id" = Uuid, Path, description = "Chat id"), ("message_id" = Uuid, Path, description = "Answer id")),
     responses(
         (status = 204, description = "Removed, or there was no vote"),
-        BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout))]
+        BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout)))]
 pub async fn delete_feedback(
     State(state): State<AppState>,
     Extension(mlflow): Extension<MlflowSync>,

@@ -5,9 +5,11 @@
 use axum::extract::State;
 use serde::Deserialize;
 use shared::{MessagePage, SwitchBranch, UiMessage, UpdateMessageRequest};
+#[cfg(feature = "openapi")]
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+#[cfg(feature = "openapi")]
 use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Timeout, Unauthorized, Unavailable, UnsupportedMediaType,
 };
@@ -20,15 +22,16 @@ use crate::state::AppState;
 use crate::validate;
 
 /// Query of `GET /api/chats/{id}/messages`.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListMessagesQuery {
     /// Page size, 1 to 100 (default 30).
-    #[param(minimum = 1, maximum = 100)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
     /// `next_before` of the previous page: returns the messages just older than it.
-    #[param(pattern = "^[1-9][0-9]{0,17}$")]
+    #[cfg_attr(feature = "openapi", param(pattern = "^[1-9][0-9]{0,17}$"))]
     pub before: Option<String>,
     /// Read the branch through this message (down to the newest version at every step below it) instead of the
     /// active one, without switching to it. Ignored with `before`, which continues the branch of its page.
@@ -36,21 +39,22 @@ pub struct ListMessagesQuery {
 }
 
 /// Query of `POST /api/chats/{id}/branch`.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct SwitchBranchQuery {
     /// Size of the page returned, 1 to 100 (default 30).
-    #[param(minimum = 1, maximum = 100)]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
 }
 
 /// The messages of a branch of the chat (the active one unless `leaf` names another), newest page first; within
 /// a page, oldest first. Each message has its `parent_id` and, when it has other versions, `branch` (their ids and
 /// its position among them).
-#[utoipa::path(get, path = "/api/chats/{id}/messages", tag = "messages",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/chats/{id}/messages", tag = "messages",
     params(("id" = Uuid, Path, description = "Chat id"), ListMessagesQuery),
-    responses((status = 200, body = MessagePage), BadRequest, Unauthorized, NotFound, Unavailable, Timeout))]
+    responses((status = 200, body = MessagePage), BadRequest, Unauthorized, NotFound, Unavailable, Timeout)))]
 pub async fn list_messages(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -73,13 +77,13 @@ pub async fn list_messages(
 
 /// Shows and continues the branch through `message_id` from now on (down to the newest version at every step below
 /// it), for every client of the chat; answers with the branch's first page. 409 while an answer is being written.
-#[utoipa::path(post, path = "/api/chats/{id}/branch", tag = "messages", request_body = SwitchBranch,
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/chats/{id}/branch", tag = "messages", request_body = SwitchBranch,
     params(("id" = Uuid, Path, description = "Chat id"), SwitchBranchQuery),
     responses((status = 200, body = MessagePage), BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge,
         UnsupportedMediaType,
         (status = 409, description = "An answer is being written in this chat (`generation_in_progress`)",
             body = shared::ErrorBody),
-        Unavailable, Timeout))]
+        Unavailable, Timeout)))]
 pub async fn switch_branch(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -103,11 +107,11 @@ pub async fn switch_branch(
 
 /// Pins a message (it is then sent to the model as it is however long the chat grows: never summarised) or unpins
 /// it. Answers with the message's id and new state.
-#[utoipa::path(patch, path = "/api/chats/{chat_id}/messages/{message_id}", tag = "messages",
+#[cfg_attr(feature = "openapi", utoipa::path(patch, path = "/api/chats/{chat_id}/messages/{message_id}", tag = "messages",
     request_body = UpdateMessageRequest,
     params(("chat_id" = Uuid, Path, description = "Chat id"), ("message_id" = Uuid, Path, description = "Message id")),
     responses((status = 200, body = UpdateMessageRequest), BadRequest, Unauthorized, Forbidden, NotFound,
-        PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout))]
+        PayloadTooLarge, UnsupportedMediaType, Unavailable, Timeout)))]
 pub async fn update_message(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -4,10 +4,6 @@
 //! describe; handlers answer with [`crate::error::ApiError`] and [`super::sse`], and the API fuzzer
 //! (`scripts/fuzz-api.sh`) checks that the two agree.
 
-use std::sync::Arc;
-
-use axum::Extension;
-use axum::Json;
 use shared::ErrorBody;
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{IntoResponses, OpenApi, ToSchema};
@@ -32,11 +28,6 @@ struct ApiDoc;
 /// Title, description and tags; the paths are added by the router.
 pub fn base_document() -> Document {
     ApiDoc::openapi()
-}
-
-/// `GET /api/openapi.json`.
-pub async fn serve_document(Extension(document): Extension<Arc<Document>>) -> Json<Arc<Document>> {
-    Json(document)
 }
 
 /// The input is invalid (body, path or query string); the message says what to change.

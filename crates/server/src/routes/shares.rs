@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use shared::{ChatSummary, MAX_IMPORT_MESSAGES, Share, ShareList, SharedChat, UiMessage};
 use uuid::Uuid;
 
+#[cfg(feature = "openapi")]
 use super::openapi::{BadRequest, Forbidden, NotFound, Timeout, Unauthorized, Unavailable};
 use crate::db::thread::{self, PageStart};
 use crate::db::{answers, chats, shares};
@@ -22,13 +23,13 @@ const MAX_OWNER_NAME_CHARS: usize = 200;
 
 /// Shares the branch the chat shows, up to its last message. 409 while an answer is being written (the link would
 /// show half of it).
-#[utoipa::path(post, path = "/api/chats/{id}/shares", tag = "shares",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/chats/{id}/shares", tag = "shares",
     params(("id" = Uuid, Path, description = "Chat id")),
     responses(
         (status = 201, body = Share, headers(("Location" = String, description = "The link's API URL"))),
         BadRequest, Unauthorized, Forbidden, NotFound,
         (status = 409, description = "An answer is being written (`generation_in_progress`)", body = shared::ErrorBody),
-        Unavailable, Timeout))]
+        Unavailable, Timeout)))]
 pub async fn create_share(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -60,9 +61,9 @@ pub async fn create_share(
 }
 
 /// The links of one of the caller's chats, newest first.
-#[utoipa::path(get, path = "/api/chats/{id}/shares", tag = "shares",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/chats/{id}/shares", tag = "shares",
     params(("id" = Uuid, Path, description = "Chat id")),
-    responses((status = 200, body = ShareList), BadRequest, Unauthorized, NotFound, Unavailable, Timeout))]
+    responses((status = 200, body = ShareList), BadRequest, Unauthorized, NotFound, Unavailable, Timeout)))]
 pub async fn list_shares(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -75,9 +76,9 @@ pub async fn list_shares(
 
 /// What a link shows, to anyone signed in: the chat's title, who shared it, and its branch up to the shared point.
 /// 404 when the link is unknown or was revoked.
-#[utoipa::path(get, path = "/api/shares/{id}", tag = "shares",
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/api/shares/{id}", tag = "shares",
     params(("id" = Uuid, Path, description = "The link's id")),
-    responses((status = 200, body = SharedChat), BadRequest, Unauthorized, NotFound, Unavailable, Timeout))]
+    responses((status = 200, body = SharedChat), BadRequest, Unauthorized, NotFound, Unavailable, Timeout)))]
 pub async fn get_share(
     State(state): State<AppState>,
     _viewer: CurrentUser,
@@ -95,10 +96,10 @@ pub async fn get_share(
 }
 
 /// Revokes one of the caller's links: from now on it is 404 for everyone.
-#[utoipa::path(delete, path = "/api/shares/{id}", tag = "shares",
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/api/shares/{id}", tag = "shares",
     params(("id" = Uuid, Path, description = "The link's id")),
     responses((status = 204, description = "Revoked"), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable,
-        Timeout))]
+        Timeout)))]
 pub async fn delete_share(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -112,11 +113,11 @@ pub async fn delete_share(
 }
 
 /// Copies what a link shows into a new chat of the caller ("Continue in my chats"), which they can go on with.
-#[utoipa::path(post, path = "/api/shares/{id}/copy", tag = "shares",
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/api/shares/{id}/copy", tag = "shares",
     params(("id" = Uuid, Path, description = "The link's id")),
     responses(
         (status = 201, body = ChatSummary, headers(("Location" = String, description = "The new chat's URL"))),
-        BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout))]
+        BadRequest, Unauthorized, Forbidden, NotFound, Unavailable, Timeout)))]
 pub async fn copy_share(
     State(state): State<AppState>,
     viewer: CurrentUser,

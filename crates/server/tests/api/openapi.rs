@@ -93,3 +93,36 @@ async fn the_turn_body_the_streams_and_the_page_sizes_are_described(_: PgPoolOpt
         assert_eq!((&limit["schema"]["minimum"], &limit["schema"]["maximum"]), (&json!(1), &json!(100)), "{path}");
     }
 }
+
+/// The binary shipped to Databricks Apps is built without the `openapi` feature and serves the checked-in
+/// `crates/server/openapi.json`: it must be the document this build assembles. `UPDATE_OPENAPI=1` rewrites it.
+#[test]
+fn the_checked_in_document_is_the_assembled_one() {
+    let assembled = server::routes::document().to_pretty_json().expect("the document is JSON") + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &assembled).expect("writing openapi.json");
+    }
+    let checked_in = std::fs::read_to_string(path).expect("reading openapi.json");
+    assert!(
+        checked_in == assembled,
+        "crates/server/openapi.json is out of date; rewrite it with: UPDATE_OPENAPI=1 cargo test -p server --test api \
+         the_checked_in_document"
+    );
+}
+
+/// Without the `openapi` feature the routes are mounted from the route table's own paths: they must be exactly the
+/// documented operations.
+#[test]
+fn the_route_table_is_the_documented_operations() {
+    let document = serde_json::to_value(server::routes::document()).expect("the document is JSON");
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    let routed: std::collections::BTreeSet<_> =
+        server::routes::ROUTES.iter().map(|(method, path)| ((*method).to_owned(), (*path).to_owned())).collect();
+    assert_eq!(routed, documented);
+}

@@ -110,3 +110,55 @@ async fn sigterm_lets_the_running_answer_finish_then_exits_cleanly(_: PgPoolOpti
         .expect("row");
     assert_eq!(stored, "complete");
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_client_ahead_of_a_killed_servers_last_checkpoint_is_told_the_end_by_another_process(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // Arrange: a client reads an answer live while the answer's checkpoints cannot be written (its row is locked),
+    // so it has seen event ids the database never got.
+    let fake = FakeWorkspace::start().await;
+    let vars = model_vars(&fake);
+    let url = connect.to_url_lossy().to_string();
+    let mut first = ServerProcess::start(&url, &borrowed(&vars));
+    let app = client_for(&first, &connect).await;
+    let chat_id = Uuid::new_v4();
+    let mut stream = app.open_chat(ALICE, json!({"id": chat_id, "message": "[[fake tokens=500 delay_ms=20]]"})).await;
+    stream.read_until_text("w3").await;
+    let mut lock = app.db.begin().await.expect("transaction");
+    sqlx::query("select 1 from chat.messages where role = 'assistant' for update")
+        .execute(&mut *lock)
+        .await
+        .expect("lock the answer");
+    let seen = stream.read_until_text("w30").await;
+    let cursor = seen.iter().filter_map(|event| event.id).max().expect("event ids");
+
+    // Act: the process dies; another one stores the answer as interrupted; the client resumes from its last id.
+    first.kill();
+    drop(stream);
+    lock.rollback().await.expect("unlock");
+    let stored: i64 = sqlx::query_scalar("select last_event_seq from chat.messages where role = 'assistant'")
+        .fetch_one(&app.db)
+        .await
+        .expect("stored position");
+    assert!(stored < cursor as i64, "the client is ahead of the stored log ({stored} < {cursor})");
+    let second = ServerProcess::start(&url, &borrowed(&vars));
+    let app = client_for(&second, &connect).await;
+    for _ in 0..80 {
+        let status: String = sqlx::query_scalar("select status from chat.messages where role = 'assistant'")
+            .fetch_one(&app.db)
+            .await
+            .expect("status");
+        if status != "streaming" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let resumed = app.resume(ALICE, chat_id, Some(cursor)).await;
+
+    // Assert: the resumed stream ends with the answer's end, numbered after the client's last id.
+    assert_eq!(resumed.status, StatusCode::OK);
+    assert_eq!(resumed.final_status(), Some(MessageStatus::Interrupted), "{}", resumed.raw);
+    assert!(resumed.events.iter().filter_map(|event| event.id).all(|id| id > cursor), "{}", resumed.raw);
+}

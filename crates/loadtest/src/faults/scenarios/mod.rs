@@ -23,22 +23,37 @@ pub struct Scenario {
     pub name: &'static str,
     /// Runs it; the flag keeps the database when it finds violations.
     pub run: fn(Context, bool) -> LocalBoxFuture<'static, anyhow::Result<Outcome>>,
+    /// Runs only with replicas (`--replicas 2` or more).
+    pub replicas_only: bool,
 }
 
 /// Every scenario.
 pub const ALL: &[Scenario] = &[
-    Scenario { name: "baseline", run: |c, k| Box::pin(clients::baseline(c, k)) },
-    Scenario { name: "client-disconnects", run: |c, k| Box::pin(clients::disconnects(c, k)) },
-    Scenario { name: "model-stalls", run: |c, k| Box::pin(model::stalls(c, k)) },
-    Scenario { name: "model-errors-mid-stream", run: |c, k| Box::pin(model::errors_mid_stream(c, k)) },
-    Scenario { name: "model-malformed-chunks", run: |c, k| Box::pin(model::malformed_chunks(c, k)) },
-    Scenario { name: "model-429-retry-after", run: |c, k| Box::pin(model::rate_limited(c, k)) },
-    Scenario { name: "model-500-before-first-token", run: |c, k| Box::pin(model::server_errors(c, k)) },
-    Scenario { name: "postgres-restart", run: |c, k| Box::pin(database::restart(c, k)) },
-    Scenario { name: "postgres-outage", run: |c, k| Box::pin(database::outage(c, k)) },
-    Scenario { name: "postgres-stall", run: |c, k| Box::pin(database::stall(c, k)) },
-    Scenario { name: "server-sigkill", run: |c, k| Box::pin(process::sigkill(c, k)) },
-    Scenario { name: "server-sigterm", run: |c, k| Box::pin(process::sigterm(c, k)) },
+    Scenario { name: "baseline", run: |c, k| Box::pin(clients::baseline(c, k)), replicas_only: false },
+    Scenario { name: "client-disconnects", run: |c, k| Box::pin(clients::disconnects(c, k)), replicas_only: false },
+    Scenario { name: "model-stalls", run: |c, k| Box::pin(model::stalls(c, k)), replicas_only: false },
+    Scenario {
+        name: "model-errors-mid-stream",
+        run: |c, k| Box::pin(model::errors_mid_stream(c, k)),
+        replicas_only: false,
+    },
+    Scenario {
+        name: "model-malformed-chunks",
+        run: |c, k| Box::pin(model::malformed_chunks(c, k)),
+        replicas_only: false,
+    },
+    Scenario { name: "model-429-retry-after", run: |c, k| Box::pin(model::rate_limited(c, k)), replicas_only: false },
+    Scenario {
+        name: "model-500-before-first-token",
+        run: |c, k| Box::pin(model::server_errors(c, k)),
+        replicas_only: false,
+    },
+    Scenario { name: "postgres-restart", run: |c, k| Box::pin(database::restart(c, k)), replicas_only: false },
+    Scenario { name: "postgres-outage", run: |c, k| Box::pin(database::outage(c, k)), replicas_only: false },
+    Scenario { name: "postgres-stall", run: |c, k| Box::pin(database::stall(c, k)), replicas_only: false },
+    Scenario { name: "server-sigkill", run: |c, k| Box::pin(process::sigkill(c, k)), replicas_only: false },
+    Scenario { name: "server-sigterm", run: |c, k| Box::pin(process::sigterm(c, k)), replicas_only: false },
+    Scenario { name: "rolling-restart", run: |c, k| Box::pin(process::rolling_restart(c, k)), replicas_only: true },
 ];
 
 /// Everything a scenario hands to [`conclude`].
@@ -67,6 +82,10 @@ pub async fn conclude(stage: Stage, context: &Context, keep_failed: bool, ending
     violations.extend(
         isolation::check(&stage.client, &stage.db, &records, context.profile.isolation_sample, context.seed).await?,
     );
+    if stage.replicas() > 1 {
+        let sample = context.profile.isolation_sample;
+        violations.extend(super::replicas::check(&stage.client, &records, sample, stage.replicas()).await);
+    }
     if !violations.is_empty() {
         eprintln!("{name}: {} violations; server log: {}", violations.len(), stage.log_file().display());
     }
