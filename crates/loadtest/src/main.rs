@@ -9,6 +9,7 @@ mod local_model;
 mod platform;
 mod proxy;
 mod report;
+mod scaling;
 mod server_process;
 mod soak;
 mod tool_round;
@@ -48,6 +49,9 @@ enum Command {
     /// What Databricks Apps asks of the binary: start-up with the migrations applied, HTTP/2 in cleartext on every
     /// API operation, exit within 15 s of SIGTERM while answers stream, idle memory. Fails when a check fails.
     Platform(platform::Args),
+    /// The same load against 1, 2 and 3 server processes on one PostgreSQL behind HAProxy: turns and tokens per
+    /// second, added latency per token, database transactions and connections per turn, CPU per relayed token.
+    Replicas(scaling::Args),
 }
 
 #[tokio::main]
@@ -61,5 +65,6 @@ async fn main() -> anyhow::Result<()> {
         Command::LocalModel(args) => local_model::run(args).await,
         Command::ToolRound(args) => tool_round::run(args).await,
         Command::Platform(args) => platform::run(args).await,
+        Command::Replicas(args) => scaling::run(args).await,
     }
 }

@@ -93,6 +93,8 @@ fn configuration(ports: &[u16], http1_port: u16, h2c_port: u16) -> String {
          \x20   timeout http-keep-alive 1m\n\
          \x20   timeout check 1s\n\
          \x20   option http-keep-alive\n\
+         \x20   # Streams are many small writes: send each at once, as a streaming proxy must.\n\
+         \x20   option http-no-delay\n\
          \x20   retries 3\n\
          \x20   option redispatch 1\n\
          \x20   # Only requests that never reached a replica are sent again: a turn is not repeated by the proxy.\n\

@@ -38,6 +38,10 @@ pub struct Common {
     /// CHAT_AGENTS) after the chat-completions load, on the same server: the two reports side by side.
     #[arg(long)]
     agent: bool,
+    /// Keep the per-user turn limits on (set too high to refuse anything), to measure what checking them costs:
+    /// they are off by default here, where one load-generator user stands for many people.
+    #[arg(long)]
+    limits: bool,
 }
 
 /// The agent's id in the benchmarks (an app of the fake workspace).
@@ -98,6 +102,9 @@ impl Bench {
             ("LLM_HTTP2_PRIOR_KNOWLEDGE", (!common.upstream_http1).to_string()),
             ("CHAT_AGENTS", format!("{AGENT}={}/apps/{AGENT}", fake.url())),
         ];
+        let limits =
+            [("TURNS_PER_MINUTE", "1000000".to_owned()), ("MAX_CONCURRENT_TURNS_PER_USER", "100000".to_owned())];
+        let env: Vec<_> = env.into_iter().chain(limits.into_iter().filter(|_| common.limits)).collect();
         let server = ServerProcess::start(&common.target.server_bin, &database.url, &env)?;
         let client = reqwest::Client::builder().pool_max_idle_per_host(4096).build()?;
         Ok(Self { _fake: fake, server, database: Some(database), client })
@@ -114,17 +121,17 @@ impl Bench {
 
 /// What one turn observed.
 #[derive(Default)]
-struct TurnObservation {
+pub(crate) struct TurnObservation {
     /// Request sent → first text token received.
     ttft: Option<Duration>,
     /// Per token: arrival − emission, in µs.
-    added_micros: Vec<u64>,
+    pub(crate) added_micros: Vec<u64>,
     /// Per token: arrival time (µs of the shared clock).
     arrivals: Vec<u64>,
-    tokens: usize,
+    pub(crate) tokens: usize,
     /// Tokens received again (a stamp or numbered word not after the previous one).
     duplicated: usize,
-    completed: bool,
+    pub(crate) completed: bool,
 }
 
 /// The order of a token of the fake's answer: its stamp (microseconds, increasing) or the N of `wN`.
@@ -133,7 +140,7 @@ fn token_order(word: &str) -> Option<u64> {
 }
 
 /// Sends one turn (to the default model, or to `model`) and reads it to the end.
-async fn run_turn(
+pub(crate) async fn run_turn(
     client: &reqwest::Client,
     base_url: &str,
     message: &str,
