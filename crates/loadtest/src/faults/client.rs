@@ -381,6 +381,13 @@ impl ChatClient {
         record.resent = Some((replay.answer_id, replay.finish, replay.text));
     }
 
+    /// Resumes a stream the client left (through the turn's resume replica) until the answer's `finish` is read.
+    pub async fn resume_to_end(&self, record: &mut TurnRecord) {
+        if let Err(reason) = self.resume_until_end(record).await {
+            record.failure = Some(format!("resuming after the outage: {reason}"));
+        }
+    }
+
     /// Resumes after a broken stream until the answer's `finish` is read: a replica that is going away answers 503
     /// or cuts the stream again, until the proxy has taken it out.
     async fn resume_until_end(&self, record: &mut TurnRecord) -> Result<(), String> {

@@ -71,6 +71,8 @@ pub struct Profile {
     pub isolation_sample: usize,
     /// Server pool size.
     pub db_connections: u32,
+    /// How long PostgreSQL is gone in the suspend scenario (Lakebase scaling to zero, or an outage), in seconds.
+    pub suspend_secs: u64,
 }
 
 impl Profile {
@@ -84,6 +86,7 @@ impl Profile {
                 long_delay_ms: 50,
                 isolation_sample: 8,
                 db_connections: 16,
+                suspend_secs: 10,
             },
             ProfileName::Full => Self {
                 concurrency: 200,
@@ -93,6 +96,7 @@ impl Profile {
                 long_delay_ms: 40,
                 isolation_sample: 40,
                 db_connections: 32,
+                suspend_secs: 30,
             },
         }
     }

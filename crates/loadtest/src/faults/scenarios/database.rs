@@ -1,5 +1,6 @@
 //! Scenarios about PostgreSQL: on a private cluster, restarted twice while answers stream (a clean stop, then a
-//! crash), and gone for longer than `CHECKPOINT_FAILURE_LIMIT_SECS`; and, on the shared server, stalled (a lock
+//! crash), gone for longer than `CHECKPOINT_FAILURE_LIMIT_SECS`, and gone for long (a suspend: every connection
+//! dropped) while clients resume elsewhere; and, on the shared server, stalled (a lock
 //! holds every write, as a network blackhole or an overloaded database would) for that long. The server must
 //! reconnect by itself; an answer whose checkpoints cannot be written ends with `error` and the client is told
 //! so within about the limit.
@@ -10,7 +11,7 @@ use fake_databricks::scenario::numbered_text;
 use shared::MessageStatus;
 
 use super::{Ending, conclude, finish_probe, probe};
-use crate::faults::client::{Expect, TurnPlan};
+use crate::faults::client::{AfterLeaving, Expect, Leave, TurnPlan};
 use crate::faults::cluster::StopMode;
 use crate::faults::invariants::{TextRule, late_finishes};
 use crate::faults::plan::Planner;
@@ -104,6 +105,90 @@ pub async fn outage(context: Context, keep_failed: bool) -> anyhow::Result<Outco
     finish_probe(prober, &mut violations).await;
     let ending = Ending {
         name: "postgres-outage",
+        started,
+        records,
+        rule: TextRule::Exact,
+        faults: 1,
+        violations,
+        note: Some(note),
+    };
+    conclude(stage, &context, keep_failed, ending).await
+}
+
+/// PostgreSQL is gone for `suspend_secs` (what a Lakebase compute scaling to zero, or a long outage, does to the app:
+/// every connection dropped, the `LISTEN` ones included) while answers stream, and half of their clients have left
+/// them. The answers end with `error`, their ends stored once the database is back, and the clients that left
+/// resume (through another replica) to that end. Then every process must take turns again (its pool recovered), and
+/// answers followed from another replica must arrive as they are written, however notifications fare: each client
+/// of a last wave leaves after a few tokens and resumes, and the wave must end within the answers' own time plus 5 s.
+pub async fn suspend(context: Context, keep_failed: bool) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let profile = &context.profile;
+    let stage = context.stage("postgres-suspend", true).await?;
+    let mut planner = Planner::new("pg-suspend", context.seed);
+    let ended = Expect::one_of(&[MessageStatus::Error, MessageStatus::Complete]);
+    let mut plans = long_turns(&mut planner, &context, profile.concurrency / 2, &ended);
+    for plan in plans.iter_mut().step_by(2) {
+        plan.leave = Leave::AfterTokens(3);
+        plan.then = AfterLeaving::Nothing;
+    }
+    let (_, prober) = probe(&stage, &plans, context.seed);
+    let wave = spawn_wave(stage.client.clone(), plans.clone(), profile.ramp());
+    tokio::time::sleep(profile.ramp() + Duration::from_secs(1)).await;
+    let cluster = stage.cluster()?;
+    let gone = Duration::from_secs(profile.suspend_secs);
+    cluster.stop(StopMode::Fast).await?;
+    tokio::time::sleep(gone).await;
+    cluster.start_server().await?;
+    let mut records = wave.await?;
+    let resumed = records.iter_mut().filter(|r| r.left && r.acknowledged).map(|record| {
+        let client = stage.client.clone();
+        let mut record = record.clone();
+        tokio::spawn(async move {
+            client.resume_to_end(&mut record).await;
+            record
+        })
+    });
+    let resumed: Vec<_> = futures::future::join_all(resumed.collect::<Vec<_>>()).await.into_iter().flatten().collect();
+    let mut violations: Vec<String> = resumed
+        .iter()
+        .filter(|r| !r.saw_end())
+        .map(|r| {
+            format!("answer {:?}: its client resumed after the database came back but never saw the end", r.answer_id)
+        })
+        .collect();
+    records.retain(|r| !(r.left && r.acknowledged));
+    records.extend(resumed);
+    stage.settle(Duration::from_secs(60)).await?;
+    // Pools: new turns in the old chats, spread over every process.
+    let follow_ups: Vec<TurnPlan> = plans.iter().step_by(2).map(|plan| planner.follow_up(plan, 5)).collect();
+    records.extend(run_wave(&stage.client, follow_ups, profile.ramp()).await);
+    // Listeners: answers followed from another replica arrive as they are written.
+    let (tokens, delay_ms) = (profile.tokens, profile.delay_ms);
+    let followed: Vec<TurnPlan> = (0..profile.concurrency / 2)
+        .map(|_| {
+            let mut plan = planner.healthy(tokens, delay_ms);
+            plan.leave = Leave::AfterTokens(2);
+            plan.then = AfterLeaving::Resume;
+            plan
+        })
+        .collect();
+    let wave_started = Instant::now();
+    let followed = run_wave(&stage.client, followed, profile.ramp()).await;
+    let allowed = profile.ramp() + Duration::from_millis(tokens as u64 * delay_ms) + Duration::from_secs(5);
+    if wave_started.elapsed() > allowed {
+        violations.push(format!(
+            "answers followed from another replica after the database came back took {:.1} s (their own time and \
+             5 s: {:.1} s)",
+            wave_started.elapsed().as_secs_f64(),
+            allowed.as_secs_f64()
+        ));
+    }
+    records.extend(followed);
+    finish_probe(prober, &mut violations).await;
+    let note = format!("database gone {} s", gone.as_secs());
+    let ending = Ending {
+        name: "postgres-suspend",
         started,
         records,
         rule: TextRule::Exact,

@@ -51,6 +51,7 @@ pub const ALL: &[Scenario] = &[
     Scenario { name: "postgres-restart", run: |c, k| Box::pin(database::restart(c, k)), replicas_only: false },
     Scenario { name: "postgres-outage", run: |c, k| Box::pin(database::outage(c, k)), replicas_only: false },
     Scenario { name: "postgres-stall", run: |c, k| Box::pin(database::stall(c, k)), replicas_only: false },
+    Scenario { name: "postgres-suspend", run: |c, k| Box::pin(database::suspend(c, k)), replicas_only: false },
     Scenario { name: "server-sigkill", run: |c, k| Box::pin(process::sigkill(c, k)), replicas_only: false },
     Scenario { name: "server-sigterm", run: |c, k| Box::pin(process::sigterm(c, k)), replicas_only: false },
     Scenario { name: "rolling-restart", run: |c, k| Box::pin(process::rolling_restart(c, k)), replicas_only: true },
