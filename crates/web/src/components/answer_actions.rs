@@ -238,36 +238,35 @@ fn thumb_selector(rating: Rating) -> &'static str {
     }
 }
 
-/// Shows the vote `next` at once and asks the server; puts the previous one back, saying why, if it refuses. A vote
-/// while one is being saved is ignored. The vote's HTML is made again, so the keyboard is put back on `focus_on`
-/// in the feedback `slot` (a comment box is opened for it).
+/// Shows the vote `next` at once and asks the server; a vote made while one is being saved is sent after it (see
+/// `AnswerState::begin_vote`), and if the server refuses, the vote it holds is put back, saying why. The vote's HTML
+/// is made again, so the keyboard is put back on `focus_on` in the feedback `slot` (a comment box is opened for it).
 fn save(session: Session, answer: RwSignal<AnswerState>, next: Option<Vote>, slot: Element, focus_on: &'static str) {
     let Some(message) = answer.with_untracked(|a| a.message_id.clone()) else { return };
-    let previous = answer.try_update(|a| {
-        if a.feedback_saving {
-            return None;
-        }
-        a.feedback_saving = true;
-        a.feedback_error = None;
-        Some(std::mem::replace(&mut a.feedback, next.clone()))
-    });
-    let Some(previous) = previous.flatten() else { return };
+    let held = answer.try_update(|a| a.begin_vote(next.clone())).flatten();
     request_animation_frame(move || {
         if focus_on == "textarea" {
             show(&slot, ".feedback-form", true);
         }
         focus(&slot, focus_on);
     });
+    let Some(mut held) = held else { return };
     let chat = session.chat_id;
     spawn_local(async move {
-        let vote = next.map(|vote| FeedbackRequest { rating: vote.rating, comment: vote.comment });
-        let result = api::set_feedback(chat, &message, vote).await;
-        let _ = answer.try_update(|a| {
-            a.feedback_saving = false;
-            if let Err(error) = result {
-                a.feedback = previous;
-                a.feedback_error = Some(format!("Your feedback was not saved: {}", error.message()));
+        let mut vote = next;
+        loop {
+            let request = vote.clone().map(|vote| FeedbackRequest { rating: vote.rating, comment: vote.comment });
+            let error = match api::set_feedback(chat, &message, request).await {
+                Ok(_) => {
+                    held = vote.clone();
+                    None
+                }
+                Err(error) => Some(format!("Your feedback was not saved: {}", error.message())),
+            };
+            match answer.try_update(|a| a.vote_answered(held.clone(), error)).flatten() {
+                Some(queued) => vote = queued,
+                None => break,
             }
-        });
+        }
     });
 }

@@ -53,6 +53,9 @@ pub struct AnswerState {
     pub feedback_error: Option<String>,
     /// A vote is being saved.
     pub feedback_saving: bool,
+    /// The vote made while another was being saved: sent when that one has answered, so that a comment sent right
+    /// after its thumb is never dropped (`Some(None)`: the vote was taken back).
+    pub feedback_queued: Option<Option<Vote>>,
     /// The user's answer to an approval request is being sent.
     pub approval_sending: bool,
     /// Why the last answer to an approval request failed.
@@ -60,6 +63,34 @@ pub struct AnswerState {
 }
 
 impl AnswerState {
+    /// Shows the vote `next` at once. Returns the vote the server holds when `next` is to be sent now; `None` when a
+    /// save is in flight: `next` is queued (replacing any queued before it) and goes when that one has answered, so
+    /// votes and comments reach the server in the order they were made and none is lost.
+    pub fn begin_vote(&mut self, next: Option<Vote>) -> Option<Option<Vote>> {
+        self.feedback_error = None;
+        let shown = std::mem::replace(&mut self.feedback, next.clone());
+        if self.feedback_saving {
+            self.feedback_queued = Some(next);
+            return None;
+        }
+        self.feedback_saving = true;
+        Some(shown)
+    }
+
+    /// The save in flight has answered (`error`: refused, saying why) and the server holds `held`. Returns the
+    /// queued vote to send next; with none queued, saving ends and a refusal puts `held` back on screen.
+    pub fn vote_answered(&mut self, held: Option<Vote>, error: Option<String>) -> Option<Option<Vote>> {
+        self.feedback_error = error;
+        let queued = self.feedback_queued.take();
+        if queued.is_none() {
+            self.feedback_saving = false;
+            if self.feedback_error.is_some() {
+                self.feedback = held;
+            }
+        }
+        queued
+    }
+
     /// An answer that is about to stream.
     pub fn streaming() -> Self {
         Self {
@@ -77,6 +108,7 @@ impl AnswerState {
             feedback: None,
             feedback_error: None,
             feedback_saving: false,
+            feedback_queued: None,
             approval_sending: false,
             approval_error: None,
         }
@@ -290,6 +322,39 @@ impl AnswerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vote(rating: shared::Rating, comment: Option<&str>) -> Option<Vote> {
+        Some(Vote { rating, comment: comment.map(str::to_owned) })
+    }
+
+    #[test]
+    fn a_comment_sent_while_its_thumb_is_saving_goes_after_it() {
+        let mut answer = AnswerState::streaming();
+        let down = vote(shared::Rating::Down, None);
+        let commented = vote(shared::Rating::Down, Some("Missed the budget."));
+        assert_eq!(answer.begin_vote(down.clone()), Some(None), "the thumb is sent at once");
+        assert_eq!(answer.begin_vote(commented.clone()), None, "the comment waits for the thumb's answer");
+        assert_eq!(answer.feedback, commented, "and shows at once");
+        assert_eq!(answer.vote_answered(down.clone(), None), Some(commented.clone()), "then it is sent");
+        assert!(answer.feedback_saving);
+        assert_eq!(answer.vote_answered(commented.clone(), None), None);
+        assert!(!answer.feedback_saving);
+        assert_eq!(answer.feedback, commented);
+    }
+
+    #[test]
+    fn a_refused_vote_puts_back_what_the_server_holds_unless_a_later_one_is_on_its_way() {
+        let mut answer = AnswerState::streaming();
+        let up = vote(shared::Rating::Up, None);
+        answer.begin_vote(up.clone());
+        assert_eq!(answer.vote_answered(None, Some("refused".into())), None);
+        assert_eq!((answer.feedback.clone(), answer.feedback_error.as_deref()), (None, Some("refused")));
+        answer.begin_vote(up.clone());
+        answer.begin_vote(None);
+        assert_eq!(answer.vote_answered(None, Some("refused".into())), Some(None), "the later vote still goes");
+        assert_eq!(answer.vote_answered(None, None), None);
+        assert_eq!((answer.feedback.clone(), answer.feedback_error.clone()), (None, None));
+    }
 
     fn delta(text: &str) -> UiChunk {
         UiChunk::TextDelta { id: "0".into(), delta: text.into() }
