@@ -143,10 +143,12 @@ async fn probe_as_stranger(
     violations
 }
 
-/// What a stranger may be answered: 404, or for a resume 204 (nothing to resume), or 503 while the database is down.
+/// What a stranger may be answered: 404, or for a resume 204 (nothing to resume), or 503 while the database is down;
+/// behind the replica bed's proxy also 502, its answer when the replica a request was on is killed under it (the
+/// proxy's own body, nothing of the app's).
 fn allowed(status: StatusCode, resume: bool) -> bool {
     let hidden = if resume { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND };
-    status == hidden || status == StatusCode::SERVICE_UNAVAILABLE
+    status == hidden || status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::BAD_GATEWAY
 }
 
 /// Probes chats of a wave as strangers while it runs, until cancelled; returns its violations when joined.

@@ -57,11 +57,13 @@ pub(super) async fn stored(inner: &Arc<Inner>, answer_id: Uuid, after: u64) -> R
                 break;
             }
             match answers::answer_state(&inner.db, answer_id).await {
-                // Ended, and the client is past the stored log: it saw events its process never stored (the process
-                // died between two checkpoints), and the end written for it by a surviving process
-                // (`background.rs`) is numbered after the last stored event, under ids this client already had. It
-                // is told the end after its own last id.
-                Ok(Some(state)) if !state.running && cursor as i64 > state.last_event_seq => {
+                // Ended, and the client is at or past the end of the stored log without having read a `finish` here:
+                // it saw events its process never stored (the process died between two checkpoints), and the end
+                // written for it by a surviving process (`background.rs`) is numbered after the last stored event,
+                // under ids this client already had (at the very end of the log it cannot be told apart from a
+                // client that read the stored `finish`, which never resumes: telling that one again costs nothing).
+                // It is told the end after its own last id.
+                Ok(Some(state)) if !state.running && after > 0 && cursor as i64 >= state.last_event_seq && cursor == after => {
                     if let Ok(end) = stored_end(&inner, answer_id).await {
                         yield (cursor + 1, end);
                     }
