@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use fake_databricks::scenario::numbered_text;
 use shared::MessageStatus;
 
-use super::{Ending, conclude, finish_probe, probe};
+use super::{Ending, conclude, finish_probe, never_saw_the_end, probe};
 use crate::faults::client::{AfterLeaving, Expect, Leave, TurnPlan};
 use crate::faults::cluster::StopMode;
 use crate::faults::invariants::{TextRule, late_finishes};
@@ -141,7 +141,7 @@ pub async fn suspend(context: Context, keep_failed: bool) -> anyhow::Result<Outc
     tokio::time::sleep(gone).await;
     cluster.start_server().await?;
     let mut records = wave.await?;
-    let resumed = records.iter_mut().filter(|r| r.left && r.acknowledged).map(|record| {
+    let resumed = records.iter().filter(|r| r.left && r.acknowledged).map(|record| {
         let client = stage.client.clone();
         let mut record = record.clone();
         tokio::spawn(async move {
@@ -150,13 +150,7 @@ pub async fn suspend(context: Context, keep_failed: bool) -> anyhow::Result<Outc
         })
     });
     let resumed: Vec<_> = futures::future::join_all(resumed.collect::<Vec<_>>()).await.into_iter().flatten().collect();
-    let mut violations: Vec<String> = resumed
-        .iter()
-        .filter(|r| !r.saw_end())
-        .map(|r| {
-            format!("answer {:?}: its client resumed after the database came back but never saw the end", r.answer_id)
-        })
-        .collect();
+    let mut violations = never_saw_the_end(&resumed, "resuming after the database came back");
     records.retain(|r| !(r.left && r.acknowledged));
     records.extend(resumed);
     stage.settle(Duration::from_secs(60)).await?;

@@ -104,6 +104,19 @@ pub async fn conclude(stage: Stage, context: &Context, keep_failed: bool, ending
     })
 }
 
+/// One violation per acknowledged turn in `records` whose client never read its answer's `finish`; `how` says how
+/// the client was following it.
+pub fn never_saw_the_end<'a>(records: impl IntoIterator<Item = &'a TurnRecord>, how: &str) -> Vec<String> {
+    records
+        .into_iter()
+        .filter(|record| record.acknowledged && !record.saw_end())
+        .map(|record| {
+            let failure = record.failure.as_deref().unwrap_or("no failure recorded");
+            format!("the client of answer {:?} never saw its end {how} ({failure})", record.answer_id)
+        })
+        .collect()
+}
+
 /// Starts a prober on the plans' chats against the stage's current server.
 pub fn probe(stage: &Stage, plans: &[TurnPlan], seed: u64) -> (Arc<Mutex<super::client::ChatClient>>, Prober) {
     let shared = Arc::new(Mutex::new(stage.client.clone()));

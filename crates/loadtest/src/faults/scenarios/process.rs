@@ -11,7 +11,7 @@ use fake_databricks::scenario::numbered_text;
 use shared::MessageStatus;
 use uuid::Uuid;
 
-use super::{Ending, conclude, finish_probe, probe};
+use super::{Ending, conclude, finish_probe, never_saw_the_end, probe};
 use crate::faults::client::{Expect, Step, TurnPlan, TurnRecord};
 use crate::faults::invariants::TextRule;
 use crate::faults::plan::Planner;
@@ -81,13 +81,8 @@ pub async fn sigkill(context: Context, keep_failed: bool) -> anyhow::Result<Outc
     let mut records = wave.await?;
     records.extend(late.await?);
     if replicated {
-        for record in records.iter().filter(|r| r.acknowledged && r.plan.resume_on_break && !r.saw_end()) {
-            violations.push(format!(
-                "the client of answer {:?} never saw its end through another replica ({})",
-                record.answer_id,
-                record.failure.as_deref().unwrap_or("no failure recorded")
-            ));
-        }
+        let resuming = records.iter().filter(|r| r.plan.resume_on_break);
+        violations.extend(never_saw_the_end(resuming, "through another replica"));
     }
     stage.restart_server()?;
     if let Ok(mut client) = shared_client.lock() {
@@ -289,13 +284,7 @@ pub async fn rolling_restart(context: Context, keep_failed: bool) -> anyhow::Res
     for wave in waves {
         records.extend(wave.await?);
     }
-    for record in records.iter().filter(|r| r.acknowledged && !r.saw_end()) {
-        violations.push(format!(
-            "the client of answer {:?} never saw its end ({})",
-            record.answer_id,
-            record.failure.as_deref().unwrap_or("no failure recorded")
-        ));
-    }
+    violations.extend(never_saw_the_end(&records, "across the restarts"));
     records.extend(run_wave(&stage.client, follow_ups(&mut planner, &records), profile.ramp()).await);
     finish_probe(prober, &mut violations).await;
     let slowest = exits.iter().max().copied().unwrap_or_default();
